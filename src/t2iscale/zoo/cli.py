@@ -1,0 +1,5 @@
+"""`t2iscale zoo`: placeholder until the zoo lands."""
+
+
+def register(subparsers):
+    pass
