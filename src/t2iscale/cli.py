@@ -17,6 +17,8 @@ from t2iscale.errors import UserError
 # Order = order in `t2iscale --help`, which follows the data flow of DESIGN.md.
 COMMAND_MODULES = [
     "t2iscale.zoo.cli",
+    "t2iscale.data.cli",
+    "t2iscale.eval.cli",
 ]
 
 

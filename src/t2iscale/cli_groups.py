@@ -1,0 +1,16 @@
+"""Command groups (`t2iscale data ...`, `t2iscale eval ...`) whose subcommands live in several modules."""
+
+from __future__ import annotations
+
+import importlib
+
+from t2iscale.cli import add_command
+
+
+def register_group(subparsers, name: str, help: str, module_names: list[str]):
+    """Add `t2iscale <name>` whose subcommands come from each module's `register(group_subparsers)`."""
+    parser = add_command(subparsers, name, handler=lambda args: args.command_parser.print_help(), help=help)
+    group = parser.add_subparsers(title=f"{name} commands", metavar="COMMAND")
+    for module_name in module_names:
+        importlib.import_module(module_name).register(group)
+    return parser

@@ -1,0 +1,1 @@
+"""Training data: the shapes world, real webdataset shards, caption policies, prepared latents."""

@@ -1,0 +1,1 @@
+"""Evaluation: generate images for a prompt set, then score them (TIFA, CLIP score, FID), linked by files."""

@@ -1,0 +1,10 @@
+"""`t2iscale eval ...`: generate images for an evaluation prompt set and score them."""
+
+from t2iscale.cli_groups import register_group
+
+# One module per subcommand; each has register(eval_subparsers).
+SUBCOMMAND_MODULES: list[str] = []
+
+
+def register(subparsers):
+    register_group(subparsers, "eval", "generate and score evaluation images", SUBCOMMAND_MODULES)
