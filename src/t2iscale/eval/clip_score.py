@@ -1,0 +1,126 @@
+"""CLIP score (paper Sec. 3, "evaluation": one of the alignment metrics besides TIFA) through torchmetrics.
+
+`torchmetrics.multimodal.CLIPScore` computes 100 · cos(image embedding, text embedding), averaged over images
+(clamped at 0). Its string argument only accepts hub names, so we hand it a callable that returns a model and a
+processor loaded from a LOCAL directory (what `CLIPModel.save_pretrained` + `CLIPProcessor.save_pretrained`
+write, e.g. a local copy of openai/clip-vit-large-patch14). Two adapters sit in between:
+
+- the model adapter returns plain embedding tensors (transformers >= 5 returns an output object from
+  `get_image_features` / `get_text_features`, which torchmetrics 1.9 does not expect);
+- the processor adapter truncates captions to the text encoder's token limit *with* the end-of-text token kept
+  (CLIP pools the text at that token), after we warn which captions are too long.
+"""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+from t2iscale.errors import UserError
+
+
+def _embedding(output):
+    """transformers >= 5 returns a model output (projected embedding in `pooler_output`); older ones a tensor."""
+    return getattr(output, "pooler_output", output)
+
+
+class _ClipEmbeddings:
+    """What CLIPScore calls on a model: `get_image_features`, `get_text_features`, `.config`, `.to(device)`."""
+
+    def __init__(self, model):
+        self.model = model.eval()
+        self.config = model.config
+
+    def to(self, device):
+        self.model.to(device)
+        return self
+
+    def get_image_features(self, pixel_values):
+        return _embedding(self.model.get_image_features(pixel_values=pixel_values))  # (B, D)
+
+    def get_text_features(self, input_ids, attention_mask=None):
+        return _embedding(self.model.get_text_features(input_ids=input_ids, attention_mask=attention_mask))
+
+
+class _TruncatingProcessor:
+    """A CLIPProcessor whose text calls truncate to `max_tokens` (special tokens included)."""
+
+    def __init__(self, processor, max_tokens: int):
+        self.processor = processor
+        self.max_tokens = max_tokens
+
+    def __call__(self, *args, **kwargs):
+        if kwargs.get("text") is not None:
+            kwargs.update(truncation=True, max_length=self.max_tokens)
+        return self.processor(*args, **kwargs)
+
+
+class ClipScorer:
+    """CLIP score of images against captions, from a local CLIP directory."""
+
+    def __init__(self, model_dir: str | Path, device: str = "cpu"):
+        from transformers import CLIPModel, CLIPProcessor
+
+        model_dir = Path(model_dir)
+        if not (model_dir / "config.json").is_file():
+            raise UserError(
+                f"CLIP model directory {str(model_dir)!r} has no config.json; expected what "
+                "CLIPModel.save_pretrained and CLIPProcessor.save_pretrained write"
+            )
+        try:
+            model = CLIPModel.from_pretrained(model_dir, local_files_only=True)
+            processor = CLIPProcessor.from_pretrained(model_dir, local_files_only=True)
+        except (OSError, ValueError) as error:
+            raise UserError(f"cannot load a CLIP model from {str(model_dir)!r}: {error}") from error
+        self.source = str(model_dir)
+        self.device = device
+        self.model = _ClipEmbeddings(model.to(device))
+        self.tokenizer = processor.tokenizer
+        # The position table bounds the text length; tokenizers of hub CLIPs also say 77.
+        self.max_tokens = min(
+            model.config.text_config.max_position_embeddings, self.tokenizer.model_max_length
+        )
+        self.processor = _TruncatingProcessor(processor, self.max_tokens)
+
+    def too_long(self, captions: list[str]) -> list[int]:
+        """Indices of captions with more tokens (special tokens included) than the text encoder takes."""
+        lengths = [len(ids) for ids in self.tokenizer(captions)["input_ids"]]
+        return [index for index, length in enumerate(lengths) if length > self.max_tokens]
+
+    def score(self, images: list[np.ndarray], captions: list[str], batch_size: int = 32) -> dict:
+        """Mean CLIP score of `images` (np.uint8 (H, W, 3) each) against `captions`, one caption per image."""
+        import torch
+        from torchmetrics.multimodal import CLIPScore
+
+        if len(images) != len(captions):
+            raise ValueError(f"{len(images)} images but {len(captions)} captions")
+        if not images:
+            raise UserError("no images to compute a CLIP score for")
+        long_ones = self.too_long(captions)
+        if long_ones:
+            warnings.warn(
+                f"{len(long_ones)} caption(s) exceed the CLIP text limit of {self.max_tokens} tokens and are "
+                f"truncated to it (first: {captions[long_ones[0]][:80]!r})",
+                UserWarning,
+                stacklevel=2,
+            )
+        metric = CLIPScore(model_name_or_path=lambda: (self.model, self.processor))
+        with torch.no_grad():
+            for start in range(0, len(images), batch_size):
+                batch = [
+                    torch.from_numpy(np.ascontiguousarray(image))
+                    .permute(2, 0, 1)
+                    .to(self.device)  # (3, H, W)
+                    for image in images[start : start + batch_size]
+                ]
+                metric.update(batch, captions[start : start + batch_size])
+            value = float(metric.compute())
+        return {
+            "clip_score": value,
+            "n_images": len(images),
+            "n_truncated_captions": len(long_ones),
+            "max_tokens": self.max_tokens,
+            "model": self.source,
+        }
