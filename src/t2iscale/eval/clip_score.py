@@ -14,9 +14,12 @@ write, e.g. a local copy of openai/clip-vit-large-patch14). Two adapters sit in 
 from __future__ import annotations
 
 import warnings
+from collections.abc import Iterable
+from itertools import islice
 from pathlib import Path
 
 import numpy as np
+from tqdm.auto import tqdm
 
 from t2iscale.errors import UserError
 
@@ -89,14 +92,14 @@ class ClipScorer:
         lengths = [len(ids) for ids in self.tokenizer(captions)["input_ids"]]
         return [index for index, length in enumerate(lengths) if length > self.max_tokens]
 
-    def score(self, images: list[np.ndarray], captions: list[str], batch_size: int = 32) -> dict:
-        """Mean CLIP score of `images` (np.uint8 (H, W, 3) each) against `captions`, one caption per image."""
+    def score(
+        self, images: Iterable[np.ndarray], captions: list[str], batch_size: int = 32, progress: bool = False
+    ) -> dict:
+        """Mean CLIP score of `images` (np.uint8 (H, W, 3) each, read lazily) against one caption per image."""
         import torch
         from torchmetrics.multimodal import CLIPScore
 
-        if len(images) != len(captions):
-            raise ValueError(f"{len(images)} images but {len(captions)} captions")
-        if not images:
+        if not captions:
             raise UserError("no images to compute a CLIP score for")
         long_ones = self.too_long(captions)
         if long_ones:
@@ -107,19 +110,25 @@ class ClipScorer:
                 stacklevel=2,
             )
         metric = CLIPScore(model_name_or_path=lambda: (self.model, self.processor))
+        image_iter = iter(images)
         with torch.no_grad():
-            for start in range(0, len(images), batch_size):
+            for start in tqdm(range(0, len(captions), batch_size), desc="CLIP score", disable=not progress):
+                batch_captions = captions[start : start + batch_size]
                 batch = [
                     torch.from_numpy(np.ascontiguousarray(image))
                     .permute(2, 0, 1)
                     .to(self.device)  # (3, H, W)
-                    for image in images[start : start + batch_size]
+                    for image in islice(image_iter, len(batch_captions))
                 ]
-                metric.update(batch, captions[start : start + batch_size])
+                if len(batch) != len(batch_captions):
+                    raise ValueError(f"fewer images than the {len(captions)} captions")
+                metric.update(batch, batch_captions)
+            if next(image_iter, None) is not None:
+                raise ValueError(f"more images than the {len(captions)} captions")
             value = float(metric.compute())
         return {
             "clip_score": value,
-            "n_images": len(images),
+            "n_images": len(captions),
             "n_truncated_captions": len(long_ones),
             "max_tokens": self.max_tokens,
             "model": self.source,

@@ -114,7 +114,7 @@ def load_image(path: str | Path) -> np.ndarray:
     """An image file as np.uint8 (H, W, 3) RGB."""
     try:
         with Image.open(path) as image:
-            return np.asarray(image.convert("RGB"), dtype=np.uint8)
+            return np.array(image.convert("RGB"), dtype=np.uint8)  # a writable copy
     except OSError as error:
         raise UserError(f"cannot read image {str(path)!r}: {error}") from error
 
