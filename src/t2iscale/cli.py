@@ -19,6 +19,7 @@ COMMAND_MODULES = [
     "t2iscale.zoo.cli",
     "t2iscale.data.cli",
     "t2iscale.eval.cli",
+    "t2iscale.scaling.cli",
 ]
 
 

@@ -1,0 +1,54 @@
+"""Scaling fits (Li et al., CVPR 2024, Sec. 6 "scaling functions"): numpy/scipy only, never torch.
+
+Data flows `curves -> points on one axis -> Pareto frontier -> fit -> predict`:
+
+- `points`:      `Curve` (one run's metric along training) and its JSON/CSV files; `scaling_points` turns
+                 curves into (X, S) points for X = training compute C, parameters N or data D.
+- `frontier`:    the Pareto frontier of those points (the paper fits on frontier points).
+- `fits`:        S = a·X^b and S = S∞ − a·X^(−b) with bootstrap intervals, R², RMSE, `predict`.
+- `correlation`: how well parameters vs GMACs predict the final metric (paper Fig. 10).
+- `published`:   the paper's published laws, for comparison and tests.
+
+This package must stay importable without torch (a test checks it), so studies can be fitted and
+reported on a machine that never trains.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+# Public name -> submodule. Loaded on first use (PEP 562) so that importing `t2iscale.scaling.cli` for
+# `t2iscale --help` does not pay for scipy.
+_EXPORTS = {
+    "Correlation": "correlation",
+    "final_value_correlations": "correlation",
+    "FORMS": "fits",
+    "Fit": "fits",
+    "FitError": "fits",
+    "fit_law": "fits",
+    "predict": "fits",
+    "pareto_frontier": "frontier",
+    "pareto_mask": "frontier",
+    "AXES": "points",
+    "Curve": "points",
+    "ScalingPoint": "points",
+    "curves_from_json": "points",
+    "curves_to_json": "points",
+    "load_points": "points",
+    "save_points": "points",
+    "scaling_points": "points",
+    "PUBLISHED_LAWS": "published",
+    "PublishedLaw": "published",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    if name not in _EXPORTS:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f"{__name__}.{_EXPORTS[name]}"), name)
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_EXPORTS))
