@@ -1,0 +1,286 @@
+"""Analytic parameter and compute accounting of zoo backbones, from their config alone (no torch, no diffusers).
+
+Conventions (paper Table 1; DESIGN.md "Accounting"), batch 1, one forward pass:
+- `params`: every learned parameter (buffers such as fixed positional tables are not parameters);
+- `macs`: multiply-accumulates of convolutions and linear layers (bias adds, norms and activations left out);
+- `macs_attn`: the QK^T and AV matmuls of every attention (Table 1 leaves these out of GMACs);
+- `fwd_gflops = 2 * (macs + macs_attn) / 1e9`; `train_gflops_per_image = 3 * fwd_gflops` (forward + backward,
+  the paper's training-compute rule).
+
+The counters follow the module structure of the diffusers classes the zoo builds (UNet2DConditionModel with
+SD-style blocks, PixArtTransformer2DModel, SD3Transformer2DModel) and are tested against `numel()` and
+`torch.utils.flop_counter.FlopCounterMode` on instantiated models.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+from t2iscale.zoo.families import ModelConfig
+from t2iscale.zoo.names import resolve
+from t2iscale.zoo.setting import PAPER_SETTING, Setting
+
+# Sinusoidal timestep features fed to PixArt's and SD3's timestep MLPs (diffusers `Timesteps(256)`).
+TIMESTEP_FEATURES = 256
+
+
+@dataclass(frozen=True)
+class Accounting:
+    name: str
+    family: str
+    setting: Setting
+    params: int
+    macs: int
+    macs_attn: int
+
+    @property
+    def gmacs(self) -> float:
+        return self.macs / 1e9
+
+    @property
+    def gmacs_attn(self) -> float:
+        return self.macs_attn / 1e9
+
+    @property
+    def fwd_gflops(self) -> float:
+        return 2 * (self.macs + self.macs_attn) / 1e9
+
+    @property
+    def train_gflops_per_image(self) -> float:
+        return 3 * self.fwd_gflops
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "family": self.family,
+            "setting": self.setting.to_dict(),
+            "params": self.params,
+            "macs": self.macs,
+            "macs_attn": self.macs_attn,
+            "gmacs": self.gmacs,
+            "gmacs_attn": self.gmacs_attn,
+            "fwd_gflops": self.fwd_gflops,
+            "train_gflops_per_image": self.train_gflops_per_image,
+        }
+
+
+def account(name: str, setting: Setting = PAPER_SETTING) -> Accounting:
+    """Parameters and forward compute of zoo entry `name` in `setting` (batch 1)."""
+    entry = resolve(name)
+    effective = entry.setting_for(setting)
+    tally = count_config(entry.model_config(setting), effective.text_len)
+    return Accounting(name, entry.family, effective, tally.params, tally.macs, tally.macs_attn)
+
+
+@dataclass
+class Tally:
+    params: int = 0
+    macs: int = 0
+    macs_attn: int = 0
+
+    def linear(self, n_in: int, n_out: int, tokens: int = 1, bias: bool = True) -> None:
+        self.params += n_in * n_out + (n_out if bias else 0)
+        self.macs += tokens * n_in * n_out
+
+    def conv(self, c_in: int, c_out: int, kernel: int, out_pixels: int) -> None:
+        self.params += c_in * c_out * kernel * kernel + c_out
+        self.macs += out_pixels * c_in * c_out * kernel * kernel
+
+    def norm(self, channels: int) -> None:
+        """An affine GroupNorm/LayerNorm: a scale and a shift per channel."""
+        self.params += 2 * channels
+
+    def attention(self, q_tokens: int, kv_tokens: int, width: int) -> None:
+        # QK^T: q x kv scores of `width / heads` channels per head, all heads: q*kv*width; AV the same.
+        self.macs_attn += 2 * q_tokens * kv_tokens * width
+
+
+def count_config(config: ModelConfig, text_len: int) -> Tally:
+    counters = {
+        "UNet2DConditionModel": _count_unet,
+        "PixArtTransformer2DModel": _count_pixart,
+        "SD3Transformer2DModel": _count_sd3,
+    }
+    class_name = config["_class_name"]
+    if class_name not in counters:
+        raise ValueError(f"no accounting for {class_name}")
+    return counters[class_name](config, text_len)
+
+
+# --- UNet2DConditionModel (SD-style blocks only) ---------------------------------------------------------------
+
+_UNET_BLOCKS = {"DownBlock2D", "CrossAttnDownBlock2D", "UpBlock2D", "CrossAttnUpBlock2D"}
+
+
+def _count_unet(config: ModelConfig, text_len: int) -> Tally:
+    unsupported = (set(config["down_block_types"]) | set(config["up_block_types"])) - _UNET_BLOCKS
+    if unsupported or config["mid_block_type"] != "UNetMidBlock2DCrossAttn":
+        raise ValueError(f"UNet accounting covers {sorted(_UNET_BLOCKS)} and UNetMidBlock2DCrossAttn only")
+    tally = Tally()
+    widths = config["block_out_channels"]
+    depths = config["transformer_layers_per_block"]
+    layers = config["layers_per_block"]
+    context_width = config["cross_attention_dim"]
+    time_width = 4 * widths[0]
+    # Spatial side per level: a stride-2, pad-1, 3x3 conv gives ceil(side / 2); the up path returns to the
+    # skip's side (diffusers passes `upsample_size` when a side is odd).
+    sides = [config["sample_size"]]
+    for _ in widths[1:]:
+        sides.append(math.ceil(sides[-1] / 2))
+    pixels = [side * side for side in sides]
+
+    def resnet(c_in: int, c_out: int, level: int) -> None:
+        tally.norm(c_in)
+        tally.conv(c_in, c_out, 3, pixels[level])
+        tally.linear(time_width, c_out)  # time_emb_proj, once per sample
+        tally.norm(c_out)
+        tally.conv(c_out, c_out, 3, pixels[level])
+        if c_in != c_out:
+            tally.conv(c_in, c_out, 1, pixels[level])  # conv_shortcut
+
+    def transformer(width: int, depth: int, level: int) -> None:
+        tokens = pixels[level]
+        tally.norm(width)  # GroupNorm before proj_in
+        tally.linear(width, width, tokens)  # proj_in (a linear layer or a 1x1 conv: same count)
+        for _ in range(depth):
+            tally.norm(width)
+            for _ in range(3):  # self-attention q, k, v (no bias)
+                tally.linear(width, width, tokens, bias=False)
+            tally.linear(width, width, tokens)  # to_out
+            tally.attention(tokens, tokens, width)
+            tally.norm(width)
+            tally.linear(width, width, tokens, bias=False)  # cross-attention q
+            for _ in range(2):  # k, v from the text context
+                tally.linear(context_width, width, text_len, bias=False)
+            tally.linear(width, width, tokens)
+            tally.attention(tokens, text_len, width)
+            tally.norm(width)
+            tally.linear(width, 8 * width, tokens)  # GEGLU: value and gate of width 4C
+            tally.linear(4 * width, width, tokens)
+        tally.linear(width, width, tokens)  # proj_out
+
+    tally.conv(config["in_channels"], widths[0], 3, pixels[0])  # conv_in
+    tally.linear(widths[0], time_width)  # time_embedding.linear_1
+    tally.linear(time_width, time_width)  # time_embedding.linear_2
+    if config.get("addition_embed_type") == "text_time":
+        tally.linear(config["projection_class_embeddings_input_dim"], time_width)
+        tally.linear(time_width, time_width)
+    elif config.get("addition_embed_type") is not None:
+        raise ValueError(f"no accounting for addition_embed_type {config['addition_embed_type']!r}")
+
+    last = len(widths) - 1
+    for level, block_type in enumerate(config["down_block_types"]):
+        c_in = widths[max(level - 1, 0)]
+        for i in range(layers):
+            resnet(c_in if i == 0 else widths[level], widths[level], level)
+            if block_type == "CrossAttnDownBlock2D":
+                transformer(widths[level], depths[level], level)
+        if level != last:
+            tally.conv(widths[level], widths[level], 3, pixels[level + 1])  # stride-2 downsampler
+
+    resnet(widths[last], widths[last], last)
+    transformer(widths[last], depths[last], last)
+    resnet(widths[last], widths[last], last)
+
+    for j, block_type in enumerate(config["up_block_types"]):
+        level = last - j
+        prev_out = widths[min(level + 1, last)]
+        skip_in = widths[max(level - 1, 0)]
+        for i in range(layers + 1):
+            c_in = (prev_out if i == 0 else widths[level]) + (skip_in if i == layers else widths[level])
+            resnet(c_in, widths[level], level)
+            if block_type == "CrossAttnUpBlock2D":
+                transformer(widths[level], depths[level], level)
+        if level != 0:
+            tally.conv(widths[level], widths[level], 3, pixels[level - 1])  # upsampler conv after 2x nearest
+
+    tally.norm(widths[0])  # conv_norm_out
+    tally.conv(widths[0], config["out_channels"], 3, pixels[0])  # conv_out
+    return tally
+
+
+# --- PixArtTransformer2DModel ---------------------------------------------------------------------------------
+
+
+def _count_pixart(config: ModelConfig, text_len: int) -> Tally:
+    tally = Tally()
+    width = config["num_attention_heads"] * config["attention_head_dim"]
+    patch = config["patch_size"]
+    tokens = (config["sample_size"] // patch) ** 2
+    patch_out = patch * patch * config["out_channels"]
+
+    tally.conv(config["in_channels"], width, patch, tokens)  # patch embedding, stride = kernel = patch
+    # adaLN-single: one timestep MLP shared by all blocks, then 6 modulation vectors per sample.
+    tally.linear(TIMESTEP_FEATURES, width)
+    tally.linear(width, width)
+    if config["use_additional_conditions"]:
+        size_width = width // 3
+        for rows in (2, 1):  # resolution (height, width) and aspect ratio, each through its own MLP
+            tally.linear(TIMESTEP_FEATURES, size_width, rows)
+            tally.linear(size_width, size_width, rows)
+    tally.linear(width, 6 * width)
+    # Caption projection: text width -> hidden, GELU(tanh), hidden -> hidden.
+    tally.linear(config["caption_channels"], width, text_len)
+    tally.linear(width, width, text_len)
+
+    for _ in range(config["num_layers"]):
+        tally.params += 6 * width  # per-block scale_shift_table
+        for _ in range(4):  # self-attention q, k, v, out (with biases)
+            tally.linear(width, width, tokens)
+        tally.attention(tokens, tokens, width)
+        tally.linear(width, width, tokens)  # cross-attention q
+        for _ in range(2):  # k, v from the projected caption
+            tally.linear(config["cross_attention_dim"], width, text_len)
+        tally.linear(width, width, tokens)
+        tally.attention(tokens, text_len, width)
+        tally.linear(width, 4 * width, tokens)  # MLP
+        tally.linear(4 * width, width, tokens)
+
+    tally.params += 2 * width  # final scale_shift_table
+    tally.linear(width, patch_out, tokens)
+    return tally
+
+
+# --- SD3Transformer2DModel (MMDiT) ----------------------------------------------------------------------------
+
+
+def _count_sd3(config: ModelConfig, text_len: int) -> Tally:
+    if config["dual_attention_layers"] or config["qk_norm"] is not None:
+        raise ValueError("MMDiT accounting covers SD3.0-style blocks (no dual attention, no qk-norm)")
+    tally = Tally()
+    width = config["num_attention_heads"] * config["attention_head_dim"]
+    patch = config["patch_size"]
+    tokens = (config["sample_size"] // patch) ** 2
+    if config["caption_projection_dim"] != width:
+        raise ValueError("MMDiT accounting assumes caption_projection_dim == width")
+
+    tally.conv(config["in_channels"], width, patch, tokens)  # patch embedding
+    tally.linear(TIMESTEP_FEATURES, width)  # timestep MLP
+    tally.linear(width, width)
+    tally.linear(config["pooled_projection_dim"], width)  # pooled-text MLP
+    tally.linear(width, width)
+    tally.linear(config["joint_attention_dim"], width, text_len)  # context_embedder
+
+    depth = config["num_layers"]
+    for index in range(depth):
+        context_pre_only = index == depth - 1  # the last block only reads the text stream
+        tally.linear(width, 6 * width)  # adaLN-zero of the image stream
+        tally.linear(width, (2 if context_pre_only else 6) * width)  # adaLN of the text stream
+        for _ in range(3):  # image q, k, v
+            tally.linear(width, width, tokens)
+        for _ in range(3):  # text q, k, v
+            tally.linear(width, width, text_len)
+        tally.attention(tokens + text_len, tokens + text_len, width)  # joint attention over both streams
+        tally.linear(width, width, tokens)  # to_out
+        tally.linear(width, 4 * width, tokens)  # image MLP
+        tally.linear(4 * width, width, tokens)
+        if not context_pre_only:
+            tally.linear(width, width, text_len)  # to_add_out
+            tally.linear(width, 4 * width, text_len)  # text MLP
+            tally.linear(4 * width, width, text_len)
+
+    tally.linear(width, 2 * width)  # norm_out (adaLN-continuous)
+    tally.linear(width, patch * patch * config["out_channels"], tokens)
+    return tally
