@@ -181,3 +181,17 @@ def test_predict_rejects_non_positive_x():
         predict(fit, 0.0)
     value, lo, hi = predict(fit, 4.0)
     assert np.isnan(lo) and np.isnan(hi) and value > 0.3
+
+
+def test_vectorised_power_refits_equal_one_fit_per_resample():
+    x = np.geomspace(1, 1e3, 9)
+    y = _noisy_power(0.5, 0.2, x, noise=0.01, seed=8)
+    indices = np.random.default_rng(0).integers(0, x.size, size=(25, x.size))
+    indices[0] = 4  # a resample of one repeated point cannot determine b
+    law = fits.FORMS["power"]
+    refits = law.fit_resamples(x, y, indices, start=None, progress=False)
+    assert np.all(np.isnan(refits[0]))
+    for row in range(1, len(indices)):
+        sample = indices[row]
+        if np.unique(sample).size >= 2:
+            assert refits[row] == pytest.approx(law.fit(x[sample], y[sample]), rel=1e-9)

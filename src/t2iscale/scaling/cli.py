@@ -91,7 +91,7 @@ def _load_curves(args):
 
 
 def _fit_from_args(args):
-    from t2iscale.scaling.fits import fit_law
+    from t2iscale.scaling.fits import FitError, fit_law
     from t2iscale.scaling.frontier import pareto_frontier
     from t2iscale.scaling.points import AXES, scaling_points
 
@@ -101,14 +101,20 @@ def _fit_from_args(args):
         if args.frontier
         else sorted(candidates, key=lambda p: (p.x, p.run_id, p.step))
     )
-    fit = fit_law(
-        [p.x for p in points],
-        [p.value for p in points],
-        form=args.form,
-        bootstrap=args.bootstrap,
-        ci_level=args.ci,
-        seed=args.seed,
-    )
+    try:
+        fit = fit_law(
+            [p.x for p in points],
+            [p.value for p in points],
+            form=args.form,
+            bootstrap=args.bootstrap,
+            ci_level=args.ci,
+            seed=args.seed,
+        )
+    except FitError as error:
+        which = "Pareto-frontier points" if args.frontier else "points"
+        raise FitError(
+            f"fit on {len(points)} {which} (of {len(candidates)}) on --x {args.x}: {error}"
+        ) from None
     return AXES[args.x], fit, points, len(candidates)
 
 

@@ -87,16 +87,22 @@ class PowerLaw:
         self, x: np.ndarray, y: np.ndarray, indices: np.ndarray, start: np.ndarray, progress: bool
     ) -> np.ndarray:
         """All B refits at once: indices (B, n) -> estimates (B, 2), NaN rows where a refit is undefined."""
-        log_x, log_y = np.log(x)[indices], np.log(y)[indices]  # (B, n)
-        centred_x = log_x - log_x.mean(axis=1, keepdims=True)
-        centred_y = log_y - log_y.mean(axis=1, keepdims=True)
-        sxx = (centred_x**2).sum(axis=1)
-        sxy = (centred_x * centred_y).sum(axis=1)
         _, x_ids = np.unique(x, return_inverse=True)
-        ok = _distinct_counts(x_ids[indices]) >= self.min_distinct_x
-        b = np.where(ok, sxy / np.where(ok, sxx, 1.0), np.nan)
-        log_a = log_y.mean(axis=1) - b * log_x.mean(axis=1)
-        return np.stack([np.exp(log_a), b], axis=1)
+        log_x_all, log_y_all = np.log(x), np.log(y)
+        estimates = np.empty((len(indices), 2))
+        # blocks of rows keep each (rows, n) temporary near 2M floats however many points are fitted
+        block = max(1, 2_000_000 // x.size)
+        for start_row in range(0, len(indices), block):
+            rows = indices[start_row : start_row + block]
+            log_x, log_y = log_x_all[rows], log_y_all[rows]  # (rows, n)
+            mean_x, mean_y = log_x.mean(axis=1), log_y.mean(axis=1)
+            centred_x = log_x - mean_x[:, None]
+            sxx = (centred_x**2).sum(axis=1)
+            sxy = (centred_x * (log_y - mean_y[:, None])).sum(axis=1)
+            ok = _distinct_counts(x_ids[rows]) >= self.min_distinct_x
+            b = np.where(ok, sxy / np.where(ok, sxx, 1.0), np.nan)
+            estimates[start_row : start_row + len(rows)] = np.stack([np.exp(mean_y - b * mean_x), b], axis=1)
+        return estimates
 
 
 class SaturatingLaw:
@@ -292,7 +298,7 @@ class Fit:
                 for i, (name, value) in enumerate(zip(self.param_names, self.estimate))
             },
             "ci_level": self.ci_level,
-            "r2": self.r2,
+            "r2": None if np.isnan(self.r2) else self.r2,  # NaN when every S is equal; JSON has no NaN
             "rmse": self.rmse,
             "n_points": int(self.x.size),
             "bootstrap": {"n": self.n_bootstrap, "failed": self.n_bootstrap_failed, "seed": self.seed},
