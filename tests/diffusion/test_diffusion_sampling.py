@@ -232,3 +232,40 @@ def test_bad_step_count_is_a_user_error(tiny_backbone, text_batch):
             uncond_mask,
             steps=0,
         )
+
+
+def test_uncond_context_must_match_the_text_context(text_batch):
+    text_ctx, text_mask, uncond_ctx, uncond_mask = text_batch
+    with pytest.raises(ValueError, match="must match the text context"):
+        sample(
+            ContextDependent(),
+            make_objective(),
+            initial_noise([0, 1], (3, 4, 4)),
+            text_ctx,
+            text_mask,
+            uncond_ctx[:, :3],
+            uncond_mask[:, :3],
+            steps=2,
+        )
+    # A per-sample uncond batch (B, L, D) is accepted as well as one shared row (1, L, D).
+    per_sample = sample(
+        ContextDependent(),
+        make_objective(),
+        initial_noise([0, 1], (3, 4, 4)),
+        text_ctx,
+        text_mask,
+        uncond_ctx.expand(2, -1, -1),
+        uncond_mask.expand(2, -1),
+        steps=2,
+    )
+    shared = sample(
+        ContextDependent(),
+        make_objective(),
+        initial_noise([0, 1], (3, 4, 4)),
+        text_ctx,
+        text_mask,
+        uncond_ctx,
+        uncond_mask,
+        steps=2,
+    )
+    assert torch.equal(per_sample, shared)

@@ -77,6 +77,11 @@ def _guidance_context(
         return text_ctx, text_mask
     if uncond_ctx is None or uncond_mask is None:
         raise ValueError("guidance != 1 needs uncond_ctx and uncond_mask (the empty caption's encoding)")
+    if uncond_ctx.shape[1:] != text_ctx.shape[1:] or uncond_mask.shape[1:] != text_mask.shape[1:]:
+        raise ValueError(
+            f"uncond context {tuple(uncond_ctx.shape)} / mask {tuple(uncond_mask.shape)} must match the text "
+            f"context {tuple(text_ctx.shape)} / mask {tuple(text_mask.shape)} except in the batch dimension"
+        )
     batch = text_ctx.shape[0]
     # A single empty-caption encoding (1, L, D) serves the whole batch.
     uncond_ctx = uncond_ctx.expand(batch, *text_ctx.shape[1:])  # (B, L, D)
