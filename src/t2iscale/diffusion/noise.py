@@ -2,7 +2,7 @@
 
 A prompt and a seed therefore start from the same noise for every backbone, batch size and batch
 position, so samples from different runs of a study are comparable image by image (the paper evaluates
-every model with fixed seeds, Sec. 3). The noise is drawn on the CPU, in float32, and only then moved and
+every model with fixed seeds). The noise is drawn on the CPU, in float32, and only then moved and
 cast, so it is also the same on every device and for every dtype (up to that dtype's rounding).
 
 Sampling randomness beyond the starting noise does not exist here: DDIM runs with eta = 0 and flow Euler

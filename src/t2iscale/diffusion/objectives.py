@@ -4,7 +4,7 @@ An objective knows the noise schedule, how to corrupt a clean sample x0, what th
 which sampler inverts it. It never looks at the backbone's family (DESIGN.md, "Backbone ≠ diffusion").
 
 - `ddpm-eps` (the recipe's default): DDPM with the LDM scaled-linear β schedule (0.00085 → 0.012, 1000
-  steps) and ε-prediction — the setting the paper trains every backbone in (Sec. 3, after SD2/SDXL).
+  steps) and ε-prediction — the setting the paper trains every backbone in (its controlled SD-style recipe).
 - `ddpm-v`: the same schedule with v-prediction, v = √ᾱ·ε − √(1−ᾱ)·x0 (SD2-768 style).
 - `flow`: rectified flow, x_σ = (1−σ)·x0 + σ·ε, target velocity ε − x0, the convention of diffusers'
   `FlowMatchEulerDiscreteScheduler` (SD3). σ is drawn logit-normal(0, 1) by default — the density SD3

@@ -1,8 +1,8 @@
 """Samplers with classifier-free guidance, built on diffusers schedulers.
 
 - `ddim` (for `ddpm-eps` / `ddpm-v`): `DDIMScheduler` on the objective's schedule, eta = 0 (deterministic),
-  the paper's evaluation sampler (Sec. 3: DDIM, 50 steps, CFG 7.5). LDM settings: `set_alpha_to_one=False`
-  (the last step lands on ᾱ_0 = 1 − β_0, not on ᾱ = 1) and `steps_offset=1` with "leading" timestep spacing
+  the evaluation sampler of the paper's recipe (DDIM, 50 steps, CFG 7.5; DESIGN.md, "The recipe"). LDM
+  settings: `set_alpha_to_one=False` (the last step lands on ᾱ_0 = 1 − β_0, not on ᾱ = 1) and `steps_offset=1` with "leading" timestep spacing
   by default, as in the SD1/SD2 scheduler configs, so 50 steps visit t = 981, 961, …, 1. Like the diffusers
   pipelines, the result is the last step's `prev_sample` (x at ᾱ_0), so images match what a user gets by
   loading the weights into a diffusers pipeline with this scheduler.
