@@ -1,0 +1,102 @@
+"""One interface for every text encoder, and loading one from a directory.
+
+Two kinds sit behind it (DESIGN.md, "text/"):
+
+- `LearnedTextEncoder`: a small word-level transformer trained jointly with the backbone (the shapes world,
+  where no pretrained encoder knows the vocabulary and everything must run on 2 CPU cores).
+- `PretrainedTextEncoder`: a frozen transformers CLIP or T5 text model loaded from a local directory (real
+  data; the paper's controlled setting uses SD2's OpenCLIP-H text encoder, 1024-d, 77 tokens, Sec. 3).
+
+Both turn captions into `text_ctx (B, L, D)` and `text_mask (B, L)` (True = a real token), so the training loop
+and every backbone adapter see one signature whichever kind is in use.
+"""
+
+from __future__ import annotations
+
+import json
+from abc import ABC, abstractmethod
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from t2iscale.errors import UserError
+
+# Written by `TextEncoder.save`; says which class reads the directory back and with which options.
+MANIFEST_NAME = "t2iscale_text_encoder.json"
+
+
+class TextEncoder(nn.Module, ABC):
+    """Captions -> (text_ctx (B, L, D) float, text_mask (B, L) bool, True = real token).
+
+    Attributes every encoder has: `dim` (D), `max_length` (L; captions are padded or truncated to it),
+    `trainable` (whether the training loop must put its parameters in the optimizer).
+    """
+
+    kind: str
+    dim: int
+    max_length: int
+    trainable: bool
+
+    @abstractmethod
+    def encode(self, captions: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Encode a batch of captions on the encoder's device."""
+
+    @abstractmethod
+    def save(self, directory: str | Path) -> None:
+        """Write everything `load_text_encoder(directory)` needs to rebuild this encoder."""
+
+    @abstractmethod
+    def describe(self) -> dict:
+        """A JSON-able summary (kind, name, dim, max_length, options) for metadata files."""
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.parameters()).device
+
+
+def write_manifest(directory: Path, kind: str, options: dict) -> None:
+    (directory / MANIFEST_NAME).write_text(json.dumps({"kind": kind, "options": options}, indent=2) + "\n")
+
+
+def load_text_encoder(
+    directory: str | Path, device: str | torch.device | None = None, **options
+) -> TextEncoder:
+    """Load a text encoder saved by `save`, or a plain transformers CLIP/T5 directory.
+
+    A directory with a t2iscale manifest is rebuilt with the saved options (keyword `options` override those of a
+    pretrained encoder: `layer`, `max_length`, `final_norm`, `dtype`). A directory without one is read as a
+    transformers model directory (or a diffusers pipeline folder with `text_encoder/` and `tokenizer/`), i.e.
+    what a user brings: `PretrainedTextEncoder(directory, **options)`.
+    """
+    # Imported here: each module imports this one for the base class.
+    from t2iscale.text.learned import LearnedTextEncoder
+    from t2iscale.text.pretrained import PretrainedTextEncoder
+
+    directory = Path(directory)
+    if not directory.is_dir():
+        raise UserError(f"text encoder directory {str(directory)!r} does not exist")
+    manifest_path = directory / MANIFEST_NAME
+    if manifest_path.exists():
+        try:
+            manifest = json.loads(manifest_path.read_text())
+            kind, saved_options = manifest["kind"], dict(manifest["options"])
+        except (json.JSONDecodeError, KeyError, TypeError) as error:
+            raise UserError(f"{manifest_path}: not a valid text encoder manifest ({error})") from error
+        if kind == LearnedTextEncoder.kind:
+            if options:
+                raise UserError(
+                    f"{manifest_path}: a learned text encoder takes no load options, got {sorted(options)}"
+                )
+            encoder = LearnedTextEncoder.load(directory)
+        elif kind == PretrainedTextEncoder.kind:
+            encoder = PretrainedTextEncoder(directory, **{**saved_options, **options})
+        else:
+            raise UserError(
+                f"{manifest_path}: unknown text encoder kind {kind!r}; valid: learned, pretrained"
+            )
+    else:
+        encoder = PretrainedTextEncoder(directory, **options)
+    if device is not None:
+        encoder = encoder.to(device)
+    return encoder
