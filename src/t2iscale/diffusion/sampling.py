@@ -2,8 +2,9 @@
 
 - `ddim` (for `ddpm-eps` / `ddpm-v`): `DDIMScheduler` on the objective's schedule, eta = 0 (deterministic),
   the evaluation sampler of the paper's recipe (DDIM, 50 steps, CFG 7.5; DESIGN.md, "The recipe"). LDM
-  settings: `set_alpha_to_one=False` (the last step lands on ᾱ_0 = 1 − β_0, not on ᾱ = 1) and `steps_offset=1` with "leading" timestep spacing
-  by default, as in the SD1/SD2 scheduler configs, so 50 steps visit t = 981, 961, …, 1. Like the diffusers
+  settings: `set_alpha_to_one=False` (the last step lands on ᾱ_0 = 1 − β_0, not on ᾱ = 1) and
+  `steps_offset=1` with "leading" timestep spacing by default, as in the SD1/SD2 scheduler configs, so 50
+  steps visit t = 981, 961, …, 1. Like the diffusers
   pipelines, the result is the last step's `prev_sample` (x at ᾱ_0), so images match what a user gets by
   loading the weights into a diffusers pipeline with this scheduler.
 - `flow-euler` (for `flow`): `FlowMatchEulerDiscreteScheduler`, σ = linspace(1, 1/1000, steps) (then
