@@ -36,6 +36,9 @@ METADATA_KEYS = ("name", "family", "setting")
 class Backbone(nn.Module):
     """A zoo backbone: a diffusers model (`.model`) with the common signature. Subclasses map it per model class."""
 
+    # Whether padded tokens (text_mask False) are kept out of the model's attention.
+    honors_text_mask = True
+
     def __init__(self, name: str, family: str, setting: Setting, model: nn.Module):
         super().__init__()
         self.name = name
@@ -109,6 +112,8 @@ class PixArtBackbone(Backbone):
 
 
 class MMDiTBackbone(Backbone):
+    honors_text_mask = False  # SD3's joint attention has no mask; only the pooled input is masked
+
     def forward(self, x, t, text_ctx, text_mask=None):
         if text_mask is None:
             pooled = text_ctx.mean(dim=1)
@@ -172,6 +177,10 @@ def load_backbone(
     if not isinstance(metadata, dict) or sorted(metadata) != sorted(METADATA_KEYS):
         raise UserError(f"{metadata_path}: expected exactly the keys {', '.join(METADATA_KEYS)}")
     entry = resolve(metadata["name"])
+    if metadata["family"] != entry.family:
+        raise UserError(
+            f"{metadata_path}: family {metadata['family']!r} does not match {entry.name!r} ({entry.family})"
+        )
     setting = Setting.from_dict(metadata["setting"])
     class_name = entry.model_config(setting)["_class_name"]
     model = getattr(diffusers, class_name).from_pretrained(directory, torch_dtype=dtype)

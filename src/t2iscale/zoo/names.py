@@ -31,6 +31,7 @@ class Family:
     forms: tuple[str, ...]  # the name forms, for help and error messages
     pattern: re.Pattern
     make_config: Callable[..., ModelConfig]
+    tiny: str  # a small member for smoke runs and tests (tests cover every family through it)
 
     def parse(self, name: str) -> dict[str, int] | None:
         """Family-function options from a parametric name, or None when the name is not of this family."""
@@ -50,6 +51,7 @@ FAMILIES: dict[str, Family] = {
             ("sd2", "sd2-c<C>"),
             re.compile(rf"sd2(?:-c(?P<channels>{_INT}))?"),
             families.sd2_unet,
+            "sd2-c32",
         ),
         Family(
             "sdxl",
@@ -57,6 +59,7 @@ FAMILIES: dict[str, Family] = {
             ("sdxl", "sdxl-c<C>", "sdxl-td<b>", "sdxl-td<a>_<b>", "sdxl-c<C>-td<a>_<b>"),
             re.compile(rf"sdxl(?:-c(?P<channels>{_INT}))?(?:-td(?:(?P<td_a>{_INT})_)?(?P<td_b>{_INT}))?"),
             families.sdxl_unet,
+            "sdxl-c16-td1_2",
         ),
         Family(
             "if-xl",
@@ -64,6 +67,7 @@ FAMILIES: dict[str, Family] = {
             ("if-xl", "if-xl-c<C>"),
             re.compile(rf"if-xl(?:-c(?P<channels>{_INT}))?"),
             families.if_xl_unet,
+            "if-xl-c32",
         ),
         Family(
             "pixart",
@@ -71,6 +75,7 @@ FAMILIES: dict[str, Family] = {
             ("pixart-h<H>-d<D>",),
             re.compile(rf"pixart-h(?P<hidden>{_INT})-d(?P<depth>{_INT})"),
             families.pixart_transformer,
+            "pixart-h32-d2",
         ),
         Family(
             "mmdit",
@@ -78,6 +83,7 @@ FAMILIES: dict[str, Family] = {
             ("mmdit-d<D>",),
             re.compile(rf"mmdit-d(?P<depth>{_INT})"),
             families.mmdit_transformer,
+            "mmdit-d2",
         ),
     ]
 }

@@ -1,0 +1,90 @@
+"""`t2iscale zoo` through the real entry point."""
+
+import json
+
+import pytest
+
+from t2iscale.cli import main
+from t2iscale.zoo import account, list_names
+
+
+def run(capsys, *argv):
+    code = main(["zoo", *argv])
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def test_table_lists_every_named_entry_in_the_paper_setting(capsys):
+    code, out, _ = run(capsys)
+    assert code == 0
+    lines = out.splitlines()
+    assert lines[0].startswith("setting: 256 px") and "77 x 1024" in lines[0]
+    assert lines[1].split() == ["name", "family", "params", "GMACs", "attn", "GMACs", "fwd", "GFLOPs"]
+    rows = {line.split()[0].rstrip("*"): line.split() for line in lines[2:] if not line.startswith("*")}
+    assert list(rows) == list_names()
+    sdxl = account("sdxl")
+    assert rows["sdxl"][1:] == ["sdxl", f"{sdxl.params:,}", f"{sdxl.gmacs:.2f}", f"{sdxl.gmacs_attn:.2f}",
+                                f"{sdxl.fwd_gflops:.2f}"]  # fmt: skip
+    assert "sdxl-release*" in out  # a release with its own context width is marked
+
+
+def test_json_with_setting_filter_and_extra_names(capsys):
+    code, out, _ = run(
+        capsys, "--json", "--filter", "sdxl-td4*", "sdxl-c16-td1_2", "--resolution", "32", "--latent-factor", "1",
+        "--in-channels", "3", "--text-dim", "64", "--text-len", "16",
+    )  # fmt: skip
+    assert code == 0
+    rows = json.loads(out)
+    names = [row["name"] for row in rows]
+    assert names == ["sdxl-td4", "sdxl-td4_4", "sdxl-td4_8", "sdxl-td4_12", "sdxl-c16-td1_2"]
+    tiny = rows[-1]
+    assert tiny["setting"] == {
+        "resolution": 32,
+        "latent_factor": 1,
+        "in_channels": 3,
+        "text_dim": 64,
+        "text_len": 16,
+    }
+    assert tiny["train_gflops_per_image"] == pytest.approx(3 * tiny["fwd_gflops"])
+    assert tiny["params"] < 3_000_000
+    # a substring filter
+    _, out, _ = run(capsys, "--json", "--filter", "pixart")
+    assert [row["name"] for row in json.loads(out)] == [name for name in list_names() if "pixart" in name]
+
+
+def test_compare_prints_ratios_and_percent_change(capsys):
+    code, out, _ = run(capsys, "compare", "sdxl", "sdxl-td4_4")
+    assert code == 0
+    params = next(line for line in out.splitlines() if line.startswith("params")).split()
+    assert params[3] == f"{account('sdxl-td4_4').params / account('sdxl').params:.3f}"
+    assert params[4] == "-44.7%"
+    _, out, _ = run(capsys, "compare", "sdxl", "sdxl-td4_4", "--json")
+    comparison = json.loads(out)
+    assert (comparison["A"], comparison["B"]) == ("sdxl", "sdxl-td4_4")
+    assert comparison["metrics"]["GMACs"]["change_percent"] == pytest.approx(-27.9, abs=0.05)
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["sdxl-td4-4"], "unknown zoo name 'sdxl-td4-4'"),
+        (["compare", "sdxl", "sd2x"], "closest known names: sd2"),
+        (["compare", "sdxl"], "exactly two names"),
+        (["--filter", "nothing*"], "no zoo name matches"),
+        (["--resolution", "100"], "latent_factor"),
+        (["--resolution", "264", "pixart-h32-d2"], "pixart"),
+    ],
+)
+def test_bad_input_is_one_clear_line(capsys, argv, message):
+    code, out, err = run(capsys, *argv)
+    assert code == 2
+    assert out == ""
+    assert err.count("\n") == 1 and message in err
+
+
+def test_help_shows_both_forms_and_defaults(capsys):
+    with pytest.raises(SystemExit):
+        main(["zoo", "--help"])
+    out = capsys.readouterr().out
+    assert "t2iscale zoo compare A B" in out
+    assert "(default: 256)" in out and "(default: 1024)" in out and "(default: 77)" in out
