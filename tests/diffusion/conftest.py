@@ -69,6 +69,16 @@ class RecordingBackbone(nn.Module):
         return self.inner(x, t, text_ctx, text_mask)
 
 
+@pytest.fixture(autouse=True)
+def one_torch_thread():
+    """These models are tiny; with other jobs on the 2 cores, two intra-op threads made the training test
+    ~30x slower (60 s instead of 2 s) through oversubscription."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture
 def tiny_backbone():
     torch.manual_seed(0)
