@@ -1,0 +1,420 @@
+"""Raw image-text webdataset shards -> decoded, cropped images with their captions.
+
+Shard layout (the usual img2dataset output): tar files whose samples are `{key}.jpg|jpeg|png|webp` (the
+image), `{key}.txt` (the alt-text) and optionally `{key}.json` with `"synthetic_captions": [...]` (ranked best
+first; the paper recaptions its data and trains on a mix of alt-text and synthetic captions, Sec. 5).
+
+Images are resized so the short side is `resolution` and center-cropped to a square (SD's data
+convention). This reader feeds `t2iscale data prepare`; training on real data reads the prepared shards
+(`t2iscale.data.prepared`), so no image is decoded during training.
+
+Nested dataset sizes. A data-scaling study trains on 1M, 2M, ... images, and the runs are comparable only if
+the smaller set is part of the larger one. The permutation that defines the subsets is "sort every sample by
+`subset_key(key, subset_seed)`" (a 63-bit hash of its key), and the subset of size N is the first N of that
+order. It depends only on each sample's own key, so it is the same for any N, for any shard order, and for a
+pool that later grows; finding the first N needs only the keys, which `ShardIndex` reads once from the tar
+headers (no image decoding) and caches as JSON. Samples in the subset that turn out bad are dropped and
+counted, so a size-N set can be a little smaller than N; it is still nested. Keys must be unique across
+shards (webdataset's convention).
+
+Bad data. An unreadable image, a sample without image or alt-text, unreadable JSON, a sample without the
+synthetic captions a policy needs, or a truncated / corrupt shard (the rest of the shard is lost; counted
+once) is skipped, logged and counted by reason in `reader.counters` (for the training metrics). When the bad
+fraction passes `max_bad_fraction` (checked once `min_samples_for_check` samples were seen, and at the end)
+the reader stops with a `UserError` that names the shard and the key.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import io
+import json
+import logging
+import random
+import tarfile
+import zlib
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, ImageOps
+
+from t2iscale.data.caption_policy import choose_caption, needs_synthetic
+from t2iscale.errors import UserError
+
+log = logging.getLogger(__name__)
+
+IMAGE_EXTENSIONS = ("jpg", "jpeg", "png", "webp")
+CAPTION_EXTENSION = "txt"
+METADATA_EXTENSION = "json"
+SYNTHETIC_CAPTIONS_FIELD = "synthetic_captions"
+# What a broken tar raises while it is read (a truncated gzip raises EOFError or zlib.error).
+SHARD_ERRORS = (tarfile.TarError, EOFError, OSError, zlib.error, ValueError)
+
+BAD_REASONS = (
+    "unreadable_image",
+    "missing_image",
+    "missing_caption",
+    "bad_json",
+    "missing_synthetic_captions",
+    "corrupt_shard",
+)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Shard lists and the nested-subset order
+
+
+def expand_shards(shards: str | Sequence[str]) -> list[str]:
+    """'dir/{000000..000009}.tar' (braces, '::' between lists) or a list -> shard URLs; local ones must exist."""
+    from webdataset.shardlists import expand_urls
+
+    urls = expand_urls(shards) if isinstance(shards, str) else [str(shard) for shard in shards]
+    if not urls:
+        raise UserError(f"shard pattern {shards!r} names no shards")
+    for url in urls:
+        if _is_local(url) and not Path(url.removeprefix("file:")).is_file():
+            raise UserError(f"shard {url!r} does not exist (from the pattern {shards!r})")
+    return urls
+
+
+def subset_key(key: str, subset_seed: int = 0) -> int:
+    """The sample's place in the fixed permutation that defines nested subsets (a 63-bit hash of its key)."""
+    digest = hashlib.blake2b(f"{subset_seed}:{key}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "little") >> 1  # fits a signed int64 (stored in prepared shards)
+
+
+def first_n(keys: Sequence[str], size: int, subset_seed: int = 0) -> set[str]:
+    """The `size` keys that come first in the subset order (ties on the hash broken by the key)."""
+    if size > len(keys):
+        raise UserError(f"dataset size {size} is larger than the {len(keys)} samples in the shards")
+    hashes = np.fromiter((subset_key(key, subset_seed) for key in keys), dtype=np.int64, count=len(keys))
+    chosen = np.lexsort((np.asarray(keys), hashes))[:size]  # sort by hash, then key
+    return {keys[index] for index in chosen}
+
+
+def _is_local(url: str) -> bool:
+    return "://" not in url and not url.startswith("pipe:")
+
+
+@contextlib.contextmanager
+def _open_tar_headers(url: str):
+    """A tar whose members can be listed: local files seek over the data, other URLs are streamed."""
+    if _is_local(url):
+        with tarfile.open(url.removeprefix("file:"), mode="r:*") as archive:
+            yield archive
+        return
+    from webdataset.gopen import gopen
+
+    with gopen(url) as stream, tarfile.open(fileobj=stream, mode="r|*") as archive:
+        yield archive
+
+
+@dataclass
+class ShardIndex:
+    """The sample keys of every shard, read from tar headers once (for nested subsets and progress totals)."""
+
+    urls: list[str]
+    keys: list[list[str]]
+
+    @classmethod
+    def build(cls, urls: Sequence[str], progress: bool = True) -> ShardIndex:
+        from tqdm import tqdm
+        from webdataset.tariterators import base_plus_ext
+
+        all_keys = []
+        for url in tqdm(urls, desc="indexing shards", unit="shard", disable=not progress):
+            keys: dict[str, None] = {}
+            try:
+                with _open_tar_headers(url) as archive:
+                    for member in archive:
+                        prefix, _ = base_plus_ext(member.name)
+                        if member.isreg() and prefix is not None and not prefix.startswith("__"):
+                            keys.setdefault(prefix)
+            except SHARD_ERRORS as error:
+                # The reading pass counts the corrupt shard; the index keeps the keys before the damage.
+                log.warning("shard %s is damaged after %d samples: %s", url, len(keys), error)
+            all_keys.append(list(keys))
+        return cls(list(urls), all_keys)
+
+    @classmethod
+    def load_or_build(cls, path: Path, urls: Sequence[str], progress: bool = True) -> ShardIndex:
+        if path.exists():
+            index = cls(**json.loads(path.read_text()))
+            if index.urls == list(urls):
+                return index
+            log.warning("index %s lists other shards; rebuilding it", path)
+        index = cls.build(urls, progress=progress)
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_text(json.dumps({"urls": index.urls, "keys": index.keys}))
+        tmp.replace(path)
+        return index
+
+    @property
+    def count(self) -> int:
+        return sum(len(keys) for keys in self.keys)
+
+    def first_n(self, size: int, subset_seed: int = 0) -> set[str]:
+        return first_n([key for keys in self.keys for key in keys], size, subset_seed)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Bad-data accounting
+
+
+@dataclass
+class DataCounters:
+    """Good samples and bad ones by reason; `as_metrics()` is what the training loop logs."""
+
+    good: int = 0
+    bad: Counter = field(default_factory=Counter)
+    last_bad: tuple[str, str] | None = None  # (shard, key) of the latest bad sample
+    bad_by_shard: Counter = field(default_factory=Counter)
+
+    @property
+    def bad_total(self) -> int:
+        return sum(self.bad.values())
+
+    @property
+    def seen(self) -> int:
+        return self.good + self.bad_total
+
+    @property
+    def bad_fraction(self) -> float:
+        return self.bad_total / self.seen if self.seen else 0.0
+
+    def as_metrics(self, prefix: str = "data/") -> dict[str, int]:
+        metrics = {f"{prefix}good_samples": self.good, f"{prefix}bad_samples": self.bad_total}
+        metrics.update({f"{prefix}bad_{reason}": self.bad[reason] for reason in BAD_REASONS})
+        return metrics
+
+    def to_json(self) -> dict:
+        return {"good": self.good, "bad": dict(self.bad), "bad_by_shard": dict(self.bad_by_shard)}
+
+    @classmethod
+    def from_json(cls, data: dict) -> DataCounters:
+        return cls(good=data["good"], bad=Counter(data["bad"]), bad_by_shard=Counter(data["bad_by_shard"]))
+
+    def summary(self) -> str:
+        reasons = ", ".join(f"{reason}={count}" for reason, count in sorted(self.bad.items()) if count)
+        return f"{self.bad_total} bad of {self.seen} samples ({self.bad_fraction:.2%}): {reasons}"
+
+
+class BadDataLimit:
+    """Stops the pass with a UserError once too large a fraction of samples is bad."""
+
+    def __init__(self, counters: DataCounters, max_bad_fraction: float, min_samples_for_check: int):
+        if not 0.0 <= max_bad_fraction <= 1.0:
+            raise UserError(f"max_bad_fraction must be in [0, 1], got {max_bad_fraction}")
+        self.counters = counters
+        self.max_bad_fraction = max_bad_fraction
+        self.min_samples_for_check = min_samples_for_check
+
+    def record(self, reason: str, url: str, key: str, detail: str = "") -> None:
+        assert reason in BAD_REASONS, reason
+        self.counters.bad[reason] += 1
+        self.counters.bad_by_shard[url] += 1
+        self.counters.last_bad = (url, key)
+        log.warning("skipping bad sample %r in shard %s: %s %s", key, url, reason, detail)
+        if self.counters.seen >= self.min_samples_for_check:
+            self.check(f"shard {url!r} (sample {key!r}, {reason})")
+
+    def check(self, where: str | None = None) -> None:
+        counters = self.counters
+        if counters.bad_fraction <= self.max_bad_fraction:
+            return
+        if where is None:  # the end-of-pass check: name the worst shard and the latest bad sample
+            worst_shard = counters.bad_by_shard.most_common(1)[0][0]
+            last_url, last_key = counters.last_bad or ("?", "?")
+            where = (
+                f"the end of the pass (most bad samples in shard {worst_shard!r}; "
+                f"latest: sample {last_key!r} in shard {last_url!r})"
+            )
+        raise UserError(
+            f"too much bad data at {where}: {counters.summary()}, above max_bad_fraction "
+            f"{self.max_bad_fraction}. Fix or drop the shard, or raise max_bad_fraction"
+        )
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Samples
+
+
+@dataclass
+class RawSample:
+    """One decoded sample: `image` (3, R, R) float in [-1, 1], its alt-text and ranked synthetic captions."""
+
+    key: str
+    url: str
+    shard_index: int
+    ordinal: int  # position of the sample in its shard (counting every sample, good or bad)
+    image: torch.Tensor
+    alt: str
+    synthetic: list[str]
+
+
+@dataclass(frozen=True)
+class ReaderPosition:
+    """Where a pass stopped: after sample `ordinal` of shard `shard_index` (resume starts right after it)."""
+
+    shard_index: int
+    ordinal: int
+
+
+def load_image(data: bytes, resolution: int) -> torch.Tensor:
+    """Encoded image bytes -> (3, resolution, resolution) float in [-1, 1]: short side resized, center crop."""
+    with Image.open(io.BytesIO(data)) as image:
+        image.load()
+        square = ImageOps.fit(image.convert("RGB"), (resolution, resolution), Image.Resampling.BICUBIC)
+    pixels = torch.from_numpy(np.asarray(square, dtype=np.uint8).copy())  # (R, R, 3)
+    return pixels.permute(2, 0, 1).float().div(127.5).sub(1.0)  # (3, R, R)
+
+
+class WebDatasetReader:
+    """Iterates decoded samples of raw webdataset shards in shard order, skipping and counting bad ones.
+
+    `size` keeps only the first `size` samples of the nested-subset order (see the module docstring); it
+    builds (or reads) a `ShardIndex` at `index_path`. `start_after` resumes a pass after a `ReaderPosition`
+    with the counters it had there. `counters` always describes the current pass.
+    """
+
+    def __init__(
+        self,
+        shards: str | Sequence[str],
+        resolution: int,
+        *,
+        size: int | None = None,
+        subset_seed: int = 0,
+        index_path: str | Path | None = None,
+        max_bad_fraction: float = 0.01,
+        min_samples_for_check: int = 1000,
+        progress: bool = True,
+    ):
+        self.urls = expand_shards(shards)
+        self.resolution = resolution
+        self.size = size
+        self.subset_seed = subset_seed
+        self.max_bad_fraction = max_bad_fraction
+        self.min_samples_for_check = min_samples_for_check
+        self.counters = DataCounters()
+        self.index: ShardIndex | None = None
+        self.selected_keys: set[str] | None = None
+        if size is not None:
+            if size < 1:
+                raise UserError(f"dataset size must be positive, got {size}")
+            if index_path is None:
+                self.index = ShardIndex.build(self.urls, progress=progress)
+            else:
+                self.index = ShardIndex.load_or_build(Path(index_path), self.urls, progress=progress)
+            self.selected_keys = self.index.first_n(size, subset_seed)
+        BadDataLimit(self.counters, max_bad_fraction, min_samples_for_check)  # validates the fraction
+
+    def __iter__(self) -> Iterator[RawSample]:
+        return self.samples()
+
+    def samples(
+        self,
+        start_after: ReaderPosition | None = None,
+        counters: DataCounters | None = None,
+        require_synthetic: bool = False,
+    ) -> Iterator[RawSample]:
+        """One pass over every shard; `start_after` + `counters` continue an interrupted pass exactly."""
+        self.counters = counters if counters is not None else DataCounters()
+        limit = BadDataLimit(self.counters, self.max_bad_fraction, self.min_samples_for_check)
+        for shard_index, url in enumerate(self.urls):
+            if start_after is not None and shard_index < start_after.shard_index:
+                continue
+            skip_through = (
+                start_after.ordinal if start_after and shard_index == start_after.shard_index else -1
+            )
+            yield from self._shard_samples(shard_index, url, skip_through, limit, require_synthetic)
+        limit.check()
+
+    def _shard_samples(
+        self, shard_index: int, url: str, skip_through: int, limit: BadDataLimit, require_synthetic: bool
+    ) -> Iterator[RawSample]:
+        from webdataset.gopen import gopen
+        from webdataset.tariterators import group_by_keys, tar_file_expander
+
+        try:
+            stream = gopen(url)
+        except OSError as error:
+            raise UserError(f"cannot open shard {url!r}: {error}") from error
+        with stream:
+            raw_samples = group_by_keys(tar_file_expander([{"url": url, "stream": stream}]))
+            ordinal, key = -1, "<start of shard>"
+            while True:
+                try:
+                    raw = next(raw_samples)
+                except StopIteration:
+                    return
+                except SHARD_ERRORS as error:
+                    detail = error.args[0] if error.args else ""
+                    limit.record("corrupt_shard", url, f"after {key}", f"{type(error).__name__}: {detail}")
+                    return
+                ordinal, key = ordinal + 1, raw["__key__"]
+                if ordinal <= skip_through:
+                    continue
+                if self.selected_keys is not None and key not in self.selected_keys:
+                    continue
+                sample = self._decode(raw, url, shard_index, ordinal, limit, require_synthetic)
+                if sample is not None:
+                    self.counters.good += 1
+                    yield sample
+
+    def _decode(
+        self,
+        raw: dict,
+        url: str,
+        shard_index: int,
+        ordinal: int,
+        limit: BadDataLimit,
+        require_synthetic: bool,
+    ) -> RawSample | None:
+        key = raw["__key__"]
+        image_extension = next((ext for ext in IMAGE_EXTENSIONS if ext in raw), None)
+        if image_extension is None:
+            limit.record(
+                "missing_image", url, key, f"files: {sorted(k for k in raw if not k.startswith('__'))}"
+            )
+            return None
+        alt = raw.get(CAPTION_EXTENSION, b"").decode("utf-8", errors="replace").strip()
+        if not alt:
+            limit.record("missing_caption", url, key)
+            return None
+        synthetic: list[str] = []
+        if METADATA_EXTENSION in raw:
+            try:
+                synthetic = json.loads(raw[METADATA_EXTENSION]).get(SYNTHETIC_CAPTIONS_FIELD, [])
+                if not isinstance(synthetic, list) or not all(isinstance(text, str) for text in synthetic):
+                    raise ValueError(f"{SYNTHETIC_CAPTIONS_FIELD} is not a list of strings")
+            except (ValueError, AttributeError) as error:
+                limit.record("bad_json", url, key, str(error))
+                return None
+            synthetic = [text.strip() for text in synthetic if text.strip()]
+        if require_synthetic and not synthetic:
+            limit.record("missing_synthetic_captions", url, key)
+            return None
+        try:
+            image = load_image(raw[image_extension], self.resolution)
+        except (OSError, ValueError, Image.DecompressionBombError) as error:
+            limit.record("unreadable_image", url, key, f"{type(error).__name__}: {error}")
+            return None
+        return RawSample(key, url, shard_index, ordinal, image, alt, synthetic)
+
+    def captioned(
+        self, caption_policy: str, seed: int = 0, epoch: int = 0
+    ) -> Iterator[tuple[torch.Tensor, str, str]]:
+        """One pass yielding (image (3, R, R), caption, key) with the caption policy applied at load time.
+
+        The caption draw uses an rng seeded from (seed, key, epoch), so it is the same whatever the shard
+        order, subset size or resume point, and differs from epoch to epoch (syn5, mix). Samples without
+        synthetic captions count as bad under a policy that needs them.
+        """
+        for sample in self.samples(require_synthetic=needs_synthetic(caption_policy)):
+            rng = random.Random(f"{seed}:{sample.key}:{epoch}")
+            yield sample.image, choose_caption(caption_policy, sample.alt, sample.synthetic, rng), sample.key
