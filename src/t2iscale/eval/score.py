@@ -79,7 +79,7 @@ def _resolve_sources(
         from t2iscale.data.shapes.world import resolve_world
 
         sources.world = resolve_world(world)
-        sources.world_name = world if isinstance(world, str) else "custom"
+        sources.world_name = sources.world.name
     if questions is not None:
         sources.questions = load_questions(questions)
         sources.questions_source = str(questions)
