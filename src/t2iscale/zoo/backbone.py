@@ -156,7 +156,7 @@ def build(
     with torch.device(device):
         model = model_class(**kwargs)
     if device.type != "meta":
-        model.to(device)  # buffers some diffusers modules build from numpy land on the CPU otherwise
+        model.to(device)  # a no-op unless some module made a tensor with an explicit device of its own
     if dtype is not None:
         model.to(dtype=dtype)
     return ADAPTERS[class_name](entry.name, entry.family, entry.setting_for(setting), model)
