@@ -25,6 +25,16 @@ N_SAMPLES = 20
 FP16 = {"atol": 2e-3, "rtol": 2e-3}  # stored in float16
 
 
+@pytest.fixture(scope="module", autouse=True)
+def one_torch_thread():
+    """Tiny models: with other test workers on the 2 cores, two intra-op threads oversubscribe them
+    (a tiny conv ran ~100x slower under load), so these tests use one."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 def raw_sample(index: int) -> dict:
     pixels = np.random.default_rng(index).integers(0, 255, (RES + 8 * (index % 3), RES, 3), dtype=np.uint8)
     sample = {"__key__": f"{index:06d}", "png": Image.fromarray(pixels), "txt": f"a red cat {index}"}

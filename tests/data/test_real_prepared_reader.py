@@ -17,6 +17,16 @@ N_SAMPLES = 24
 NO_SYNTHETIC = {0, 9}  # alt-text only
 
 
+@pytest.fixture(scope="module", autouse=True)
+def one_torch_thread():
+    """Tiny models: with other test workers on the 2 cores, two intra-op threads oversubscribe them
+    (a tiny conv ran ~100x slower under load), so these tests use one."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope="module")
 def prepared(tmp_path_factory):
     root = tmp_path_factory.mktemp("prepared")

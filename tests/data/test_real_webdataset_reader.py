@@ -20,6 +20,16 @@ from t2iscale.errors import UserError
 RES = 16
 
 
+@pytest.fixture(scope="module", autouse=True)
+def one_torch_thread():
+    """Tiny models: with other test workers on the 2 cores, two intra-op threads oversubscribe them
+    (a tiny conv ran ~100x slower under load), so these tests use one."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 def three_stripes(width=60, height=20) -> Image.Image:
     """Red | green | blue, each a third of a wide image: a center crop keeps only green."""
     pixels = np.zeros((height, width, 3), dtype=np.uint8)
