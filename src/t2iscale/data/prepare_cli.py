@@ -37,13 +37,20 @@ def register(subparsers):
     parser.add_argument("--batch-size", type=int, default=32, help="images encoded per batch")
     parser.add_argument("--shard-size", type=int, default=1000, help="samples per prepared shard")
     parser.add_argument("--seed", type=int, default=0, help="seed of the nested-subset order")
-    parser.add_argument("--storage-dtype", choices=["float16", "bfloat16"], default="float16")
-    parser.add_argument("--vae-dtype", choices=["float32", "float16", "bfloat16"], default="float32")
+    parser.add_argument(
+        "--storage-dtype", choices=["float16", "bfloat16"], default="float16", help="dtype of stored tensors"
+    )
+    parser.add_argument(
+        "--vae-dtype",
+        choices=["float32", "float16", "bfloat16"],
+        default="float32",
+        help="VAE compute dtype (the SDXL VAE overflows in float16)",
+    )
     parser.add_argument(
         "--text-layer",
         choices=["last", "penultimate"],
         default=None,
-        help="hidden layer used as context (default: penultimate for CLIP, as SD2; last for T5)",
+        help="hidden layer used as context; unset = penultimate for CLIP (as SD2), last for T5",
     )
     parser.add_argument("--text-max-length", type=int, default=None, help="tokens per caption (CLIP: 77)")
     parser.add_argument("--device", default="auto", help="'auto' (cuda if available), 'cpu', 'cuda:0', ...")

@@ -6,9 +6,9 @@ to images. The paper's controlled setting trains every backbone on SDXL-VAE late
 
 Mean, not a sample: `encode` returns the posterior mean. The LDM/SD training code draws a fresh sample
 from the posterior each time an image is seen, but prepared data is encoded once and read for many
-epochs, so a stored sample would freeze one noise draw forever: it adds no augmentation, makes `prepare`
-depend on a random seed and not repeatable, and the SD/SDXL posteriors are narrow compared with the
-latents' spread, so the mean is what the sample is close to anyway. (Storing mean and log-variance to
+epochs, so a stored sample would freeze one noise draw forever: it adds no augmentation and makes
+`prepare` depend on a random seed instead of being repeatable. The SD/SDXL posteriors are typically narrow
+next to the latents' spread, so a sample stays close to the mean anyway (not measured here). (Storing mean and log-variance to
 sample at load time would double the storage; not done.)
 
 Latent normalization follows the VAE's config, as diffusers pipelines do:
