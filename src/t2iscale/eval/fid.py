@@ -64,7 +64,8 @@ class OracleFeatures(nn.Module):
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         hwc = images.permute(0, 2, 3, 1).cpu().numpy()  # (N, H, W, 3)
-        return torch.from_numpy(np.stack([self.oracle.features(image) for image in hwc]).astype(np.float64))
+        features = np.stack([self.oracle.features(image) for image in hwc]).astype(np.float64)  # (N, F)
+        return torch.from_numpy(features).to(images.device)
 
 
 def _batches(images: Iterable[np.ndarray], batch_size: int) -> Iterator[torch.Tensor]:
@@ -84,6 +85,7 @@ def frechet_distance(
     generated_images: Iterable[np.ndarray],
     feature_net: nn.Module,
     batch_size: int = 32,
+    device: str = "cpu",
     progress: bool = True,
 ) -> dict:
     """FID between two image sets (np.uint8 (H, W, 3) each) in `feature_net`'s feature space."""
@@ -95,11 +97,11 @@ def frechet_distance(
     first_generated = next(generated_batches, None)
     if first_real is None or first_generated is None:
         raise UserError("FID needs at least 2 reference images and 2 generated images")
-    feature_net = feature_net.eval()
+    feature_net = feature_net.eval().to(device)
     with torch.no_grad():
         # Tell torchmetrics the feature width so it never probes the network with a 299 x 299 dummy.
-        feature_net.num_features = int(feature_net(first_real[:1]).shape[-1])
-        metric = FrechetInceptionDistance(feature=feature_net, reset_real_features=False)
+        feature_net.num_features = int(feature_net(first_real[:1].to(device)).shape[-1])
+        metric = FrechetInceptionDistance(feature=feature_net, reset_real_features=False).to(device)
         counts = {True: 0, False: 0}
         for real, batches in (
             (True, chain([first_real], real_batches)),
@@ -107,7 +109,7 @@ def frechet_distance(
         ):
             label = "FID reference" if real else "FID generated"
             for batch in tqdm(batches, desc=label, unit="batch", disable=not progress):
-                metric.update(batch, real=real)
+                metric.update(batch.to(device), real=real)
                 counts[real] += batch.shape[0]
         if counts[True] < 2 or counts[False] < 2:
             raise UserError(

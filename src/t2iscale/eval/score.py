@@ -271,7 +271,12 @@ def score_images(
                 features = f"oracle scene features of the shapes world {sources.world_name!r}"
             reference, reference_description = _reference(sources, reference_images)
             fid = frechet_distance(
-                reference, sources.generated_images(), feature_net, batch_size=batch_size, progress=progress
+                reference,
+                sources.generated_images(),
+                feature_net,
+                batch_size=batch_size,
+                device=device,
+                progress=progress,
             )
             result = {
                 "metric": metric,

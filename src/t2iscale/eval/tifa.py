@@ -87,8 +87,6 @@ def validate_questions(entries, source: str = "<questions>") -> list[dict]:
             raise UserError(f"{where}: 'choices' is empty")
         if not all(isinstance(choice, str) for choice in choices):
             raise UserError(f"{where}: every choice must be a string, got {choices!r}")
-        if len(set(choices)) != len(choices):
-            raise UserError(f"{where}: 'choices' has duplicates: {choices!r}")
         if entry["answer"] not in choices:
             raise UserError(f"{where}: answer {entry['answer']!r} is not one of the choices {choices!r}")
         prompt_id = entry["id"]
