@@ -1,4 +1,4 @@
-"""Shared test set-up: CPU only, few threads, no network, deterministic."""
+"""Shared test set-up: CPU only, one thread per test process, no network, deterministic."""
 
 import os
 
@@ -7,3 +7,11 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("TQDM_DISABLE", "1")
+# Tests run two workers on two cores (pytest -n 2); more threads per worker only fight over the cores
+# (a tiny forward went from ~50 ms to seconds under contention). Subprocesses inherit these too.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+os.environ.setdefault("MKL_NUM_THREADS", "1")
+
+import torch  # noqa: E402
+
+torch.set_num_threads(1)

@@ -1,0 +1,116 @@
+"""Build a run's parts from its config: data source, text conditioning, backbone, objective, accounting.
+
+The loop, the benchmark and sampling all build through here, so they train and sample the very same thing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from t2iscale.diffusion.objectives import Objective, make_objective
+from t2iscale.train.config import TrainConfig
+from t2iscale.train.model import DenoisingModel, LearnedTextConditioner, PrecomputedTextConditioner
+from t2iscale.train.sources import Batch, ShapesSource
+from t2iscale.zoo.accounting import Accounting, account
+from t2iscale.zoo.backbone import Backbone, build
+
+
+@dataclass
+class RunComponents:
+    source: object
+    text_encoder: torch.nn.Module | None  # the learned encoder (trained jointly), else None
+    backbone: Backbone
+    objective: Objective
+    model: DenoisingModel
+    accounting: Accounting
+
+    @property
+    def sample_shape(self) -> tuple[int, int, int]:
+        setting = self.backbone.setting
+        return (setting.in_channels, setting.sample_size, setting.sample_size)
+
+    def trainable_parameters(self) -> list[torch.nn.Parameter]:
+        return [p for p in self.model.parameters() if p.requires_grad]
+
+    def model_inputs(self, batch: Batch, part: slice, device: torch.device) -> dict:
+        """The keyword inputs of `DenoisingModel.forward` for one micro-batch."""
+        inputs = {"x0": batch.x0[part].to(device, non_blocking=True)}
+        if batch.captions is not None:
+            inputs["captions"] = batch.captions[part]
+        if batch.text_ctx is not None:
+            inputs["text_ctx"] = batch.text_ctx[part].to(device, non_blocking=True)
+            inputs["text_mask"] = batch.text_mask[part].to(device, non_blocking=True)
+        return inputs
+
+    def data_counters(self) -> dict:
+        counters = getattr(self.source, "counters", None)
+        return counters() if counters else {}
+
+    def save_final(self, folder: Path, ema=None) -> None:
+        """Diffusers-format weights (`save_pretrained`), so `final/backbone` loads straight into diffusers."""
+        folder.mkdir(parents=True, exist_ok=True)
+        self.backbone.save_pretrained(folder / "backbone")
+        if self.text_encoder is not None:
+            self.text_encoder.save(folder / "text_encoder")
+        if ema is not None:
+            # EMA weights go to their own folders; evaluation uses the non-EMA weights (paper's protocol).
+            trained = self.trainable_parameters()
+            ema.store(trained)
+            ema.copy_to(trained)
+            self.backbone.save_pretrained(folder / "ema" / "backbone")
+            if self.text_encoder is not None:
+                self.text_encoder.save(folder / "ema" / "text_encoder")
+            ema.restore(trained)
+
+
+def shapes_vocabulary(dataset, images: int = 2000) -> list[str]:
+    """Every word the learned encoder should know: captions of a sample of the world plus the eval prompts."""
+    from t2iscale.data.shapes.prompts import eval_prompt_set
+
+    texts = []
+    for index in range(min(images, len(dataset))):
+        captions = dataset.captions(index)
+        texts.append(captions.alt)
+        texts.extend(captions.synthetic)
+    texts.extend(prompt.caption for prompt in eval_prompt_set(dataset.world).prompts)
+    return sorted({word for text in texts for word in text.lower().split()})
+
+
+def build_components(
+    config: TrainConfig, device: torch.device, rank: int = 0, world_size: int = 1
+) -> RunComponents:
+    data, text = config.data, config.text
+    if data.kind == "shapes":
+        source = ShapesSource(data, run_seed=config.seed)
+        from t2iscale.text.learned import LearnedTextEncoder
+
+        encoder = LearnedTextEncoder(
+            shapes_vocabulary(source.dataset),
+            dim=text.dim,
+            max_length=text.max_length,
+            layers=text.layers,
+            heads=text.heads,
+        )
+        conditioner = LearnedTextConditioner(encoder)
+        setting = source.setting(text_dim=text.dim, text_len=text.max_length)
+    else:
+        from t2iscale.train.sources import PreparedSource
+
+        source = PreparedSource(data, run_seed=config.seed, rank=rank, world_size=world_size)
+        encoder = None
+        conditioner = PrecomputedTextConditioner(*source.empty_caption())
+        setting = source.setting()
+    backbone = build(config.model.backbone, setting)
+    objective = make_objective(config.recipe.objective)
+    model = DenoisingModel(backbone, conditioner, objective).to(device)
+    return RunComponents(
+        source=source,
+        text_encoder=encoder,
+        backbone=backbone,
+        objective=objective,
+        model=model,
+        accounting=account(config.model.backbone, setting),
+    )

@@ -1,0 +1,216 @@
+"""The training recipe as a typed, strict config (DESIGN.md "The recipe").
+
+Paper defaults (Li et al., CVPR 2024, Sec. 3 "experimental setting"): AdamW, lr 8e-5, 10k warm-up steps then
+constant, global batch 2048, bf16 mixed precision, DDPM with the LDM scaled-linear schedule, ε-prediction, 10% caption
+dropout for classifier-free guidance; evaluation with DDIM 50 steps, CFG 7.5, fixed seeds, non-EMA weights.
+
+Every field is overridable; unknown keys are errors that name the key. The resolved config is written to the run
+directory (`config.json`) and printed before work starts, and a study applies one recipe to all of its runs.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from t2iscale.data.caption_policy import CAPTION_POLICIES
+from t2iscale.errors import UserError
+
+
+class Strict(BaseModel):
+    """Unknown keys are errors; assignments are validated too."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class ModelConfig(Strict):
+    backbone: str = Field("sdxl-c16-td1_2", description="zoo name (`t2iscale zoo` lists them)")
+
+
+class DataConfig(Strict):
+    kind: Literal["shapes", "prepared"] = Field(
+        "shapes",
+        description="shapes: the built-in world in pixel space; prepared: `t2iscale data prepare` output",
+    )
+    caption_policy: Literal[CAPTION_POLICIES] = Field(
+        "mix", description="alt, syn1, syn5 or mix (paper default)"
+    )
+    size: int | None = Field(
+        None, ge=1, description="dataset size cap in images (nested subsets: the first N of a fixed order)"
+    )
+    seed: int = Field(0, description="dataset seed (which images); the run seed is separate")
+    # shapes world
+    world: str = Field("tiny", description="shapes-world preset")
+    resolution: int = Field(32, ge=16, description="shapes-world image size in pixels")
+    # prepared real data
+    path: str | None = Field(None, description="folder written by `t2iscale data prepare`")
+    max_bad_fraction: float = Field(
+        0.01, ge=0.0, le=1.0, description="stop when more samples than this are bad"
+    )
+
+    @model_validator(mode="after")
+    def _check(self):
+        if self.kind == "prepared" and not self.path:
+            raise ValueError(
+                "data.kind 'prepared' needs data.path (the folder written by `t2iscale data prepare`)"
+            )
+        if self.kind == "shapes" and self.size is None:
+            raise ValueError("data.kind 'shapes' needs data.size (number of distinct training images)")
+        return self
+
+
+class TextConfig(Strict):
+    # The data decides the kind: the shapes world trains a small learned encoder jointly; prepared data carries
+    # embeddings of a frozen pretrained encoder (its folder is needed again only to sample new prompts).
+    dim: int = Field(64, ge=8, description="learned encoder width")
+    max_length: int = Field(16, ge=4, description="learned encoder tokens per caption")
+    layers: int = Field(2, ge=1)
+    heads: int = Field(4, ge=1)
+    path: str | None = Field(
+        None,
+        description="pretrained text encoder folder for sampling (prepared data; default: the one it was prepared with)",
+    )
+
+
+class RecipeConfig(Strict):
+    objective: str = Field("ddpm-eps", description="ddpm-eps (paper), ddpm-v or flow")
+    lr: float = Field(8e-5, gt=0)
+    warmup_steps: int = Field(10_000, ge=0, description="linear warm-up, then constant (paper)")
+    adam_beta1: float = 0.9
+    adam_beta2: float = 0.999
+    weight_decay: float = Field(0.01, ge=0)
+    adam_eps: float = Field(1e-8, gt=0)
+    global_batch: int = Field(2048, ge=1, description="images per optimizer step, over all processes")
+    micro_batch: int | None = Field(
+        None, ge=1, description="images per process per forward; gradient accumulation makes up the rest"
+    )
+    mixed_precision: Literal["auto", "bf16", "fp16", "no"] = Field(
+        "auto", description="auto: bf16 autocast where the device supports it (CUDA), fp32 elsewhere"
+    )
+    caption_dropout: float = Field(
+        0.1, ge=0, le=1, description="fraction of captions replaced by '' (for CFG)"
+    )
+    grad_clip: float | None = Field(1.0, gt=0, description="max global gradient norm; null disables")
+    ema_decay: float | None = Field(
+        0.9999, gt=0, lt=1, description="EMA of weights; null disables (eval uses non-EMA)"
+    )
+    compile: bool = Field(False, description="torch.compile the backbone")
+    channels_last: bool = Field(False, description="channels-last memory format for conv backbones")
+    gradient_checkpointing: bool = Field(False, description="trade compute for activation memory")
+
+
+class BudgetConfig(Strict):
+    total_steps: int = Field(..., ge=1, description="optimizer steps to train")
+    log_every_steps: int = Field(10, ge=1)
+    checkpoint_every_steps: int = Field(1000, ge=1)
+    keep_checkpoints: int = Field(2, ge=1, description="how many recent checkpoints to keep")
+
+
+class EvalConfig(Strict):
+    every_steps: int | None = Field(
+        None, ge=1, description="evaluate every N steps (and at the end); null: never"
+    )
+    prompts: str = Field("shapes-v1", description="shapes-v1 (built-in) or a TIFA-format question file")
+    per_category: int = Field(8, ge=1, description="shapes-world prompts per GenEval category")
+    seeds: list[int] = Field(default_factory=lambda: [0], description="one image per prompt and seed")
+    sampler_steps: int = Field(50, ge=1, description="DDIM steps (paper: 50)")
+    guidance: float = Field(7.5, ge=0, description="classifier-free guidance scale (paper: 7.5)")
+    metrics: list[str] = Field(default_factory=lambda: ["tifa"])
+    batch_size: int = Field(64, ge=1)
+    use_ema: bool = Field(False, description="paper: non-EMA weights")
+    vqa_model: str | None = Field(None, description="local VQA model folder (real data TIFA)")
+    clip_model: str | None = Field(None, description="local CLIP folder for CLIP score")
+    inception: str | None = Field(None, description="local Inception file for FID")
+
+
+class TrainConfig(Strict):
+    run_dir: str = Field(
+        ..., description="the run's folder: config, metrics, checkpoints, final weights, eval"
+    )
+    seed: int = Field(0, description="run seed: init, noise, timesteps, caption dropout")
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    data: DataConfig = Field(default_factory=DataConfig)
+    text: TextConfig = Field(default_factory=TextConfig)
+    recipe: RecipeConfig = Field(default_factory=RecipeConfig)
+    budget: BudgetConfig
+    eval: EvalConfig = Field(default_factory=EvalConfig)
+
+    def to_json(self) -> str:
+        return json.dumps(self.model_dump(mode="json"), indent=2, sort_keys=False)
+
+
+def _format_validation_error(error: ValidationError, source: str) -> str:
+    problems = []
+    for item in error.errors():
+        key = ".".join(str(part) for part in item["loc"]) or "(top level)"
+        message = item["msg"]
+        if item["type"] == "extra_forbidden":
+            message = "unknown key"
+        problems.append(f"{key}: {message}")
+    where = f" {source}" if source else ""
+    return f"invalid config{where}: " + "; ".join(problems)
+
+
+def validate_config(raw: dict[str, Any], source: str = "") -> TrainConfig:
+    try:
+        return TrainConfig.model_validate(raw)
+    except ValidationError as error:
+        raise UserError(_format_validation_error(error, source)) from None
+
+
+def parse_override(text: str) -> tuple[list[str], Any]:
+    """`recipe.lr=1e-4` -> (['recipe', 'lr'], 1e-4). Values are JSON when they parse as JSON, else strings."""
+    if "=" not in text:
+        raise UserError(f"--set expects key=value, got {text!r}")
+    key, value_text = text.split("=", 1)
+    path = [part for part in key.strip().split(".") if part]
+    if not path:
+        raise UserError(f"--set has an empty key in {text!r}")
+    try:
+        value = json.loads(value_text)
+    except json.JSONDecodeError:
+        value = value_text
+    return path, value
+
+
+def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """Apply `--set key=value` pairs to a raw config dict; the strict validation afterwards catches bad keys."""
+    raw = json.loads(json.dumps(raw))  # deep copy
+    for text in overrides:
+        path, value = parse_override(text)
+        node = raw
+        for part in path[:-1]:
+            child = node.setdefault(part, {})
+            if not isinstance(child, dict):
+                raise UserError(f"--set {text!r}: {part!r} is not a section")
+            node = child
+        node[path[-1]] = value
+    return raw
+
+
+def load_raw_config(path: str | Path) -> dict[str, Any]:
+    """Read a JSON or TOML config file."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"config file not found: {path}")
+    text = path.read_text()
+    if path.suffix == ".toml":
+        import tomllib
+
+        try:
+            return tomllib.loads(text)
+        except tomllib.TOMLDecodeError as error:
+            raise UserError(f"config file {path}: {error}") from None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as error:
+        raise UserError(f"config file {path}: line {error.lineno}: {error.msg}") from None
+
+
+def load_config(path: str | Path | None, overrides: list[str] = ()) -> TrainConfig:
+    raw = load_raw_config(path) if path else {}
+    raw = apply_overrides(raw, list(overrides))
+    return validate_config(raw, source=str(path) if path else "(from --set)")

@@ -1,0 +1,156 @@
+"""Where training batches come from. One interface, so the loop never branches on the kind of data.
+
+A source hands each process its slice of the *global* batch, in an order fixed by (run seed, position), so:
+- a run resumed from a checkpoint sees exactly the batches an uninterrupted run would (the position is checkpointed);
+- N processes with a global batch B train on the same samples as one process with batch B (each takes B/N of them).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from t2iscale.zoo.setting import Setting
+
+
+@dataclass
+class Batch:
+    x0: torch.Tensor  # (b, C, H, W) clean inputs in model space: pixels in [-1, 1] or scaled VAE latents
+    captions: list[str] | None = None  # raw captions, for a learned text encoder (shapes world)
+    text_ctx: torch.Tensor | None = None  # (b, L, D) precomputed embeddings (prepared real data)
+    text_mask: torch.Tensor | None = None  # (b, L) bool
+    # Row of each sample within the global batch, so its noise, timestep and caption-dropout draw are the same
+    # whatever the number of processes.
+    global_rows: torch.Tensor | None = None  # (b,) int64
+
+
+def rank_slice(global_batch: int, rank: int, world_size: int) -> slice:
+    per_rank = global_batch // world_size
+    return slice(rank * per_rank, (rank + 1) * per_rank)
+
+
+def pixels_to_model_space(images: np.ndarray) -> torch.Tensor:
+    """uint8 (B, H, W, 3) -> float32 (B, 3, H, W) in [-1, 1]."""
+    x = torch.from_numpy(images).permute(0, 3, 1, 2).float()
+    return x / 127.5 - 1.0
+
+
+class ShapesSource:
+    """The shapes world rendered on the fly (it renders far faster than a CPU trains on it)."""
+
+    def __init__(self, data_config, run_seed: int):
+        from t2iscale.data.shapes import ShapesDataset
+
+        self.dataset = ShapesDataset(
+            world=data_config.world,
+            seed=data_config.seed,
+            size=data_config.size,
+            policy=data_config.caption_policy,
+            resolution=data_config.resolution,
+        )
+        self.run_seed = run_seed
+        self.position = 0  # global samples consumed so far
+        self._permutations: dict[int, np.ndarray] = {}
+
+    @property
+    def size(self) -> int:
+        return len(self.dataset)
+
+    def setting(self, text_dim: int, text_len: int) -> Setting:
+        return Setting(
+            resolution=self.dataset.resolution,
+            latent_factor=1,
+            in_channels=3,
+            text_dim=text_dim,
+            text_len=text_len,
+        )
+
+    def _order(self, epoch: int) -> np.ndarray:
+        # One permutation per epoch from (run seed, epoch): the data order is part of the run, not of the dataset.
+        if epoch not in self._permutations:
+            self._permutations = {epoch: np.random.default_rng([self.run_seed, epoch]).permutation(self.size)}
+        return self._permutations[epoch]
+
+    def next_batch(self, global_batch: int, rank: int, world_size: int) -> Batch:
+        positions = np.arange(self.position, self.position + global_batch)[
+            rank_slice(global_batch, rank, world_size)
+        ]
+        self.position += global_batch
+        images = np.empty(
+            (len(positions), self.dataset.resolution, self.dataset.resolution, 3), dtype=np.uint8
+        )
+        captions = []
+        for row, position in enumerate(positions):
+            epoch, offset = divmod(int(position), self.size)
+            index = int(self._order(epoch)[offset])
+            item_images, item_captions = self.dataset.batch([index], epoch)
+            images[row] = item_images[0]
+            captions.append(item_captions[0])
+        rows = torch.arange(global_batch)[rank_slice(global_batch, rank, world_size)]
+        return Batch(x0=pixels_to_model_space(images), captions=captions, global_rows=rows)
+
+    def state_dict(self) -> dict:
+        return {"position": self.position}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.position = int(state["position"])
+
+
+class PreparedSource:
+    """Prepared real data (`t2iscale data prepare`): VAE latents and frozen-encoder embeddings, nested size cap.
+
+    Process r of W reads the global positions r, r+W, r+2W, ... of the epoch order (PreparedDataset's split).
+    """
+
+    def __init__(self, data_config, run_seed: int, rank: int = 0, world_size: int = 1):
+        from t2iscale.data.prepared import PreparedDataset
+
+        self.dataset = PreparedDataset(
+            data_config.path,
+            caption_policy=data_config.caption_policy,
+            seed=run_seed,
+            size=data_config.size,
+            rank=rank,
+            world_size=world_size,
+            max_bad_fraction=data_config.max_bad_fraction,
+        )
+        self.rank, self.world_size = rank, world_size
+        self._batches = None  # created on first use, after a possible load_state_dict
+
+    @property
+    def size(self) -> int:
+        return self.dataset.images_per_epoch
+
+    def setting(self) -> Setting:
+        meta = self.dataset.meta
+        channels, height, _ = meta.latent_shape
+        return Setting(
+            resolution=meta.resolution,
+            latent_factor=meta.resolution // height,
+            in_channels=channels,
+            text_dim=meta.text_dim,
+            text_len=meta.text_length,
+        )
+
+    def empty_caption(self) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.dataset.empty_caption  # (L, D), (L,)
+
+    def next_batch(self, global_batch: int, rank: int, world_size: int) -> Batch:
+        per_rank = global_batch // world_size
+        if self._batches is None:
+            self._batches = self.dataset.batches(per_rank)
+        latents, text_ctx, text_mask = next(self._batches)  # (b, C, h, w), (b, L, D), (b, L)
+        rows = rank + world_size * torch.arange(per_rank)
+        return Batch(x0=latents, text_ctx=text_ctx, text_mask=text_mask, global_rows=rows)
+
+    def counters(self) -> dict:
+        return self.dataset.counters.as_metrics()
+
+    def state_dict(self) -> dict:
+        return self.dataset.state_dict()
+
+    def load_state_dict(self, state: dict) -> None:
+        self.dataset.load_state_dict(state)
+        self._batches = None

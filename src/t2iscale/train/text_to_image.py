@@ -1,0 +1,178 @@
+"""A trained run as a text-to-image generator: captions + seeds -> uint8 images.
+
+Used by `t2iscale sample`, by the evaluation's generate step and by evaluation along training, so all three produce
+the same image for the same (weights, caption, seed): one RNG per seed (edm's generate.py), DDIM 50 steps with
+CFG 7.5 by default (the paper's evaluation protocol).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from t2iscale.diffusion.noise import initial_noise
+from t2iscale.diffusion.objectives import Objective, make_objective
+from t2iscale.diffusion.sampling import sample
+from t2iscale.errors import UserError
+from t2iscale.train import checkpoint
+from t2iscale.train.config import TrainConfig, validate_config
+from t2iscale.train.run_dir import RunDir
+from t2iscale.zoo.backbone import Backbone
+
+
+def to_uint8(images: torch.Tensor) -> np.ndarray:
+    """(B, 3, H, W) in [-1, 1] -> (B, H, W, 3) uint8."""
+    images = ((images.float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
+    return images.permute(0, 2, 3, 1).cpu().numpy()
+
+
+class PixelDecoder:
+    clip_sample = True  # pixels live in [-1, 1]
+
+    def __call__(self, x0: torch.Tensor) -> np.ndarray:
+        return to_uint8(x0)
+
+
+class VaeDecoder:
+    clip_sample = False  # latents are unbounded
+
+    def __init__(self, vae):
+        self.vae = vae
+
+    def __call__(self, x0: torch.Tensor) -> np.ndarray:
+        return to_uint8(self.vae.decode(x0.to(self.vae.device)))
+
+
+@dataclass
+class TextToImage:
+    backbone: Backbone
+    text_encoder: torch.nn.Module  # encode(captions) -> (ctx (B, L, D), mask (B, L))
+    objective: Objective
+    decoder: object  # x0 (B, C, h, w) -> uint8 (B, H, W, 3)
+    autocast_dtype: torch.dtype | None = None
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.backbone.parameters()).device
+
+    @torch.inference_mode()
+    def generate(
+        self,
+        captions: list[str],
+        seeds: list[int],
+        steps: int = 50,
+        guidance: float = 7.5,
+        batch_size: int = 64,
+        progress: bool = False,
+    ) -> np.ndarray:
+        """Images (N, H, W, 3) uint8 for N (caption, seed) pairs; image i depends only on caption i and seed i."""
+        if len(captions) != len(seeds):
+            raise UserError(f"{len(captions)} captions but {len(seeds)} seeds")
+        was_training = self.backbone.training, self.text_encoder.training
+        self.backbone.eval()
+        self.text_encoder.eval()
+        setting = self.backbone.setting
+        shape = (setting.in_channels, setting.sample_size, setting.sample_size)
+        uncond_ctx, uncond_mask = self.text_encoder.encode([""])  # (1, L, D), (1, L)
+        outputs = []
+        starts = range(0, len(captions), batch_size)
+        for start in tqdm(starts, desc="generate", disable=not progress, unit="batch"):
+            part = slice(start, start + batch_size)
+            noise = initial_noise(seeds[part], shape, device=self.device)  # (b, C, h, w)
+            ctx, mask = self.text_encoder.encode(captions[part])  # (b, L, D), (b, L)
+            x0 = sample(
+                self.backbone,
+                self.objective,
+                noise,
+                ctx,
+                mask,
+                uncond_ctx,
+                uncond_mask,
+                steps=steps,
+                guidance=guidance,
+                clip_sample=self.decoder.clip_sample,
+                autocast_dtype=self.autocast_dtype,
+            )
+            outputs.append(self.decoder(x0))
+        self.backbone.train(was_training[0])
+        self.text_encoder.train(was_training[1])
+        return np.concatenate(outputs) if outputs else np.empty((0, 0, 0, 3), np.uint8)
+
+
+def run_config(run_dir: str | Path) -> TrainConfig:
+    run = RunDir(run_dir).require()
+    return validate_config(json.loads(run.config_file.read_text()), source=str(run.config_file))
+
+
+def text_encoder_for_sampling(config: TrainConfig, device: torch.device, learned=None):
+    """The shapes world's learned encoder is part of the weights; prepared data needs its frozen encoder again."""
+    if learned is not None:
+        return learned
+    from t2iscale.data.prepared import read_prepared_meta
+    from t2iscale.text.base import load_text_encoder
+
+    path = config.text.path or read_prepared_meta(config.data.path).text_encoder.get("path")
+    if not path:
+        raise UserError("sampling a prepared-data run needs text.path: the frozen text encoder's folder")
+    return load_text_encoder(path, device=device)
+
+
+def decoder_for(config: TrainConfig, device: torch.device):
+    if config.data.kind == "shapes":
+        return PixelDecoder()
+    from t2iscale.data.prepared import read_prepared_meta
+    from t2iscale.data.vae import LatentVAE
+
+    meta = read_prepared_meta(config.data.path)
+    return VaeDecoder(LatentVAE(meta.vae["path"], device=device))
+
+
+def load_text_to_image(
+    run_dir: str | Path, weights: str = "final", ema: bool = False, device: str | torch.device | None = None
+) -> TextToImage:
+    """Load a run for sampling. `weights`: 'final' (diffusers folders), 'latest' or 'step_N' (a checkpoint)."""
+    from t2iscale.text.base import load_text_encoder
+    from t2iscale.zoo.backbone import load_backbone
+
+    device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    run = RunDir(run_dir).require()
+    config = run_config(run_dir)
+    objective = make_objective(config.recipe.objective)
+    if weights == "final":
+        folder = run.final / "ema" if ema else run.final
+        if not (folder / "backbone").is_dir():
+            raise UserError(
+                f"{folder / 'backbone'} not found: the run has not finished (try --weights latest)"
+            )
+        backbone = load_backbone(folder / "backbone", device=device)
+        learned = (
+            load_text_encoder(folder / "text_encoder", device=device)
+            if (folder / "text_encoder").is_dir()
+            else None
+        )
+    else:
+        from safetensors.torch import load_file
+
+        from t2iscale.train.components import build_components
+
+        available = dict(checkpoint.complete_checkpoints(run.checkpoints))  # step -> folder
+        if weights == "latest":
+            folder = available[max(available)] if available else None
+        else:
+            step = weights.removeprefix("step_")
+            folder = available.get(int(step)) if step.isdigit() else None
+        if folder is None:
+            have = ", ".join(f"step_{step}" for step in sorted(available)) or "none"
+            raise UserError(f"no checkpoint {weights!r} in {run.checkpoints} (have: {have}; or use 'final')")
+        if ema:
+            raise UserError("EMA weights are saved with the final weights only; use --weights final")
+        components = build_components(config, device)
+        components.model.load_state_dict(load_file(folder / "model.safetensors", device=str(device)))
+        backbone, learned = components.backbone, components.text_encoder
+    encoder = text_encoder_for_sampling(config, device, learned)
+    return TextToImage(backbone, encoder, objective, decoder_for(config, device))
