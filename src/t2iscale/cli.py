@@ -18,6 +18,8 @@ from t2iscale.errors import UserError
 COMMAND_MODULES = [
     "t2iscale.zoo.cli",
     "t2iscale.data.cli",
+    "t2iscale.study.train_cli",
+    "t2iscale.train.cli",
     "t2iscale.eval.cli",
     "t2iscale.scaling.cli",
 ]
