@@ -13,7 +13,7 @@ import torch
 from t2iscale.diffusion.objectives import Objective, make_objective
 from t2iscale.train.config import TrainConfig
 from t2iscale.train.model import DenoisingModel, LearnedTextConditioner, PrecomputedTextConditioner
-from t2iscale.train.sources import Batch, ShapesSource
+from t2iscale.train.sources import ShapesSource
 from t2iscale.zoo.accounting import Accounting, account
 from t2iscale.zoo.backbone import Backbone, build
 
@@ -34,16 +34,6 @@ class RunComponents:
 
     def trainable_parameters(self) -> list[torch.nn.Parameter]:
         return [p for p in self.model.parameters() if p.requires_grad]
-
-    def model_inputs(self, batch: Batch, part: slice, device: torch.device) -> dict:
-        """The keyword inputs of `DenoisingModel.forward` for one micro-batch."""
-        inputs = {"x0": batch.x0[part].to(device, non_blocking=True)}
-        if batch.captions is not None:
-            inputs["captions"] = batch.captions[part]
-        if batch.text_ctx is not None:
-            inputs["text_ctx"] = batch.text_ctx[part].to(device, non_blocking=True)
-            inputs["text_mask"] = batch.text_mask[part].to(device, non_blocking=True)
-        return inputs
 
     def data_counters(self) -> dict:
         counters = getattr(self.source, "counters", None)

@@ -28,8 +28,8 @@ from t2iscale.train.config import TrainConfig
 from t2iscale.train.device import peak_memory_gib, peak_tflops, reset_peak_memory, resolve_mixed_precision
 from t2iscale.train.distributed import batch_geometry, make_accelerator
 from t2iscale.train.jsonl import JsonlWriter, truncate_after_step
-from t2iscale.train.optim import make_lr_schedule, make_optimizer
 from t2iscale.train.run_dir import RunDir
+from t2iscale.train.step import TrainStep
 
 
 class TrainingDiverged(UserError):
@@ -129,28 +129,10 @@ def train(config: TrainConfig, hooks: Sequence[Hook] = (), progress: bool = True
     # --- Stage 2: data, text conditioning, backbone, objective ---------------------------------------------
     torch.manual_seed(config.seed)  # identical initial weights on every process
     components = build_components(config, device, rank, world_size)
-    model = components.model
     train_gflops_per_image = components.accounting.train_gflops_per_image
-    if recipe.gradient_checkpointing:
-        components.backbone.model.enable_gradient_checkpointing()
-    if recipe.channels_last:
-        model.to(memory_format=torch.channels_last)
 
-    # --- Stage 3: optimizer, learning-rate schedule, EMA -----------------------------------------------------
-    optimizer = make_optimizer([p for p in model.parameters() if p.requires_grad], recipe, device)
-    lr_schedule = make_lr_schedule(optimizer, recipe)
-    # The schedule is stepped by hand once per optimizer step (accelerate would step it once per process).
-    model, optimizer = accelerator.prepare(model, optimizer)
-    accelerator.register_for_checkpointing(lr_schedule)
-    ema = None
-    if recipe.ema_decay is not None:
-        from diffusers.training_utils import EMAModel
-
-        ema = EMAModel(components.trainable_parameters(), decay=recipe.ema_decay)
-        ema.to(device)
-        accelerator.register_for_checkpointing(ema)
-    if recipe.compile:
-        components.backbone.model.compile()
+    # --- Stage 3: optimizer, learning-rate schedule, EMA (TrainStep: shared with `t2iscale bench`) -------------
+    train_step = TrainStep(components.model, recipe, accelerator, micro_batch, accumulation)
 
     # --- Stage 4: resume from the last complete checkpoint ----------------------------------------------------
     step, images_seen, resumed_from = 0, 0, 0
@@ -192,7 +174,7 @@ def train(config: TrainConfig, hooks: Sequence[Hook] = (), progress: bool = True
         raise TrainingDiverged(message)
 
     # --- Stage 5: the step loop -------------------------------------------------------------------------------
-    model.train()
+    train_step.model.train()
     bar = tqdm(
         total=budget.total_steps,
         initial=step,
@@ -212,26 +194,8 @@ def train(config: TrainConfig, hooks: Sequence[Hook] = (), progress: bool = True
         mine = batch.global_rows  # (b,) this process's rows of the global batch
         noise, time_, drop = noise[mine], time_[mine], drop[mine]
 
-        # Stage 5b: forward/backward over micro-batches; gradients sync on the last one only.
-        for micro in range(accumulation):
-            part = slice(micro * micro_batch, (micro + 1) * micro_batch)
-            inputs = components.model_inputs(batch, part, device)
-            sync_context = accelerator.no_sync(model) if micro < accumulation - 1 else _nullcontext()
-            with sync_context:
-                loss = model(
-                    noise=noise[part].to(device), time=time_[part].to(device), drop=drop[part], **inputs
-                )
-                accelerator.backward(loss / accumulation)
-            window_loss += loss.detach() / accumulation
-
-        # Stage 5c: clip, step, schedule, EMA.
-        if recipe.grad_clip is not None:
-            accelerator.clip_grad_norm_(model.parameters(), recipe.grad_clip)
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
-        lr_schedule.step()
-        if ema is not None:
-            ema.step(components.trainable_parameters())
+        # Stage 5b: forward/backward over micro-batches, clip, AdamW, LR schedule, EMA.
+        window_loss += train_step(batch, noise, time_, drop)
         step += 1
         images_seen += global_batch
         window_steps += 1
@@ -249,7 +213,7 @@ def train(config: TrainConfig, hooks: Sequence[Hook] = (), progress: bool = True
                 "step": step,
                 "images_seen": images_seen,
                 "loss": mean_loss,
-                "lr": lr_schedule.get_last_lr()[0],
+                "lr": train_step.lr,
                 "images_per_s": images_per_second,
                 "mfu": images_per_second * train_gflops_per_image / 1e3 / peak / world_size,
                 "train_flops": images_seen * train_gflops_per_image * 1e9,
@@ -282,22 +246,14 @@ def train(config: TrainConfig, hooks: Sequence[Hook] = (), progress: bool = True
                         final=is_last,
                     )
                 )
-                model.train()
+                train_step.model.train()
     bar.close()
 
     # --- Stage 6: final weights in diffusers format --------------------------------------------------------
     if accelerator.is_main_process:
-        components.save_final(run.final, ema)
+        components.save_final(run.final, train_step.ema)
         run.write_status("finished", step, f"peak TFLOP/s for MFU: {peak:.1f} ({peak_source})")
     accelerator.wait_for_everyone()
     return TrainResult(
         "finished", step, images_seen, images_seen * train_gflops_per_image * 1e9, run.path, resumed_from
     )
-
-
-class _nullcontext:
-    def __enter__(self):
-        return None
-
-    def __exit__(self, *exc):
-        return False

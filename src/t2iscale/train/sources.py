@@ -25,6 +25,16 @@ class Batch:
     # whatever the number of processes.
     global_rows: torch.Tensor | None = None  # (b,) int64
 
+    def micro(self, part: slice, device: torch.device) -> dict:
+        """The keyword inputs of `DenoisingModel.forward` for one micro-batch."""
+        inputs = {"x0": self.x0[part].to(device, non_blocking=True)}
+        if self.captions is not None:
+            inputs["captions"] = self.captions[part]
+        if self.text_ctx is not None:
+            inputs["text_ctx"] = self.text_ctx[part].to(device, non_blocking=True)
+            inputs["text_mask"] = self.text_mask[part].to(device, non_blocking=True)
+        return inputs
+
 
 def rank_slice(global_batch: int, rank: int, world_size: int) -> slice:
     per_rank = global_batch // world_size
