@@ -3,7 +3,7 @@
 from t2iscale.cli_groups import register_group
 
 # One module per subcommand; each has register(data_subparsers).
-SUBCOMMAND_MODULES: list[str] = ["t2iscale.data.prepare_cli"]
+SUBCOMMAND_MODULES: list[str] = ["t2iscale.data.shapes_cli", "t2iscale.data.prepare_cli"]
 
 
 def register(subparsers):

@@ -3,7 +3,11 @@
 from t2iscale.cli_groups import register_group
 
 # One module per subcommand; each has register(eval_subparsers).
-SUBCOMMAND_MODULES: list[str] = ["t2iscale.eval.generate_cli", "t2iscale.eval.score_cli"]
+SUBCOMMAND_MODULES: list[str] = [
+    "t2iscale.eval.generate_cli",
+    "t2iscale.eval.score_cli",
+    "t2iscale.eval.oracle_cli",
+]
 
 
 def register(subparsers):
