@@ -56,17 +56,24 @@ class RunComponents:
             ema.restore(trained)
 
 
-def shapes_vocabulary(dataset, images: int = 2000) -> list[str]:
-    """Every word the learned encoder should know: captions of a sample of the world plus the eval prompts."""
-    from t2iscale.data.shapes.prompts import eval_prompt_set
+def shapes_vocabulary(world, sample_images: int = 500) -> list[str]:
+    """Every word the learned encoder should know: captions of a fixed sample of the world, and the eval prompts.
 
+    A function of the world alone, so every run of a study (any data size, seed or caption policy) has the same
+    text encoder.
+    """
+    from t2iscale.data.shapes import ShapesDataset
+    from t2iscale.data.shapes.prompts import eval_prompt_set
+    from t2iscale.text.word_tokenizer import split_words
+
+    sample = ShapesDataset(world, seed=0, size=sample_images, policy="mix", resolution=16)
     texts = []
-    for index in range(min(images, len(dataset))):
-        captions = dataset.captions(index)
+    for index in range(sample_images):
+        captions = sample.captions(index)
         texts.append(captions.alt)
         texts.extend(captions.synthetic)
-    texts.extend(prompt.caption for prompt in eval_prompt_set(dataset.world).prompts)
-    return sorted({word for text in texts for word in text.lower().split()})
+    texts.extend(prompt.caption for prompt in eval_prompt_set(world).prompts)
+    return sorted({word for text in texts for word in split_words(text)})
 
 
 def build_components(
@@ -78,7 +85,7 @@ def build_components(
         from t2iscale.text.learned import LearnedTextEncoder
 
         encoder = LearnedTextEncoder(
-            shapes_vocabulary(source.dataset),
+            shapes_vocabulary(source.dataset.world),
             dim=text.dim,
             max_length=text.max_length,
             layers=text.layers,
