@@ -1,0 +1,113 @@
+"""The report of a real tiny study (two runs trained and evaluated by the real loop)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from report_html_check import check_local_images, page_text, parse_page
+from report_study import BACKBONES
+
+from t2iscale.eval.manifest import load_image, read_manifest
+from t2iscale.report.build import build_report, default_out
+from t2iscale.report.collect import collect_study
+from t2iscale.report.samples import GRID_PAD_PX, collect_samples
+
+
+@pytest.fixture(scope="module")
+def report(tiny_study, tmp_path_factory):
+    out = tmp_path_factory.mktemp("report") / "study_report.html"
+    path = build_report(tiny_study, out=out, bootstrap=100, progress=False)
+    assert path == out
+    return path
+
+
+@pytest.fixture(scope="module")
+def page(report):
+    return parse_page(report)
+
+
+def test_page_is_well_formed_and_offline(report, page):
+    html_text = report.read_text(encoding="utf-8")
+    assert "http://" not in html_text and "https://" not in html_text
+    assert "<script" not in html_text
+    assert all(link.startswith("#") for link in page.links), page.links  # only in-page anchors
+
+
+def test_every_image_is_a_local_png_beside_the_page(report, page):
+    files = check_local_images(report, page)
+    names = {file.name for file in files}
+    expected = {
+        "alignment_vs_steps.png",
+        "alignment_vs_flops.png",
+        "compute_frontier.png",
+        "size_correlation.png",
+        "categories.png",
+        "samples.png",
+    }
+    assert expected <= names, names
+
+
+def test_runs_table_lists_every_run_with_status_and_final_value(tiny_study, page):
+    text = page_text(page)
+    data = collect_study(tiny_study)
+    for run_id, backbone in BACKBONES.items():
+        assert run_id in text and backbone in text
+        assert f"{data.final_value(run_id, 'tifa'):.4f}" in text
+    assert text.count("finished") >= len(BACKBONES)
+
+
+def test_compute_law_or_the_reason_it_cannot_be_fitted(page):
+    text = page_text(page)
+    assert ("S = " in text and "·C^" in text and "95% CI" in text) or "cannot be fitted" in text
+
+
+def test_sections_for_what_two_runs_cannot_support_say_why(page):
+    text = page_text(page)
+    assert "No correlations: correlations need at least 3 runs, got 2." in text
+    assert "No data scaling: the evaluated runs have one dataset size" in text
+
+
+def test_chance_level_is_stated(tiny_study, page):
+    chance = collect_study(tiny_study).chance_level
+    assert chance is not None and 0 < chance < 1
+    assert f"chance level ({chance:.3f})" in page_text(page)
+
+
+def test_sample_grid_rows_are_runs_by_size_at_their_last_step(tiny_study, page):
+    data = collect_study(tiny_study)
+    grid = collect_samples(data, max_columns=4)
+    assert [row.run_id for row in grid.rows] == ["small", "large"]  # ordered by parameters
+    assert [row.step for row in grid.rows] == [6, 6]
+    assert len(grid.columns) == 4 and grid.notes == []
+    cell_h, cell_w = grid.cell_px
+    assert (cell_h, cell_w) == (64, 64)  # 16 px samples enlarged 4x
+    assert grid.image.shape == (2 * (64 + GRID_PAD_PX) + GRID_PAD_PX, 4 * (64 + GRID_PAD_PX) + GRID_PAD_PX, 3)
+    # Each cell is that run's image for that column's prompt and seed, enlarged by pixel repetition.
+    for r, row in enumerate(grid.rows):
+        manifest = tiny_study / "runs" / row.run_id / "eval" / "step_000006" / "manifest.jsonl"
+        entries = {(e.prompt_id, e.seed): e for e in read_manifest(manifest)}
+        for c, column in enumerate(grid.columns):
+            image = load_image(manifest.parent / entries[(column.prompt_id, column.seed)].path)
+            top, left = GRID_PAD_PX + r * (cell_h + GRID_PAD_PX), GRID_PAD_PX + c * (cell_w + GRID_PAD_PX)
+            cell = grid.image[top : top + cell_h, left : left + cell_w]
+            np.testing.assert_array_equal(cell, image.repeat(4, axis=0).repeat(4, axis=1))
+    # The page lists every column's caption.
+    text = page_text(page)
+    full = collect_samples(data)
+    assert len(full.columns) == 6  # every prompt of the tiny prompt set (one per category)
+    for column in full.columns:
+        assert column.caption in text
+
+
+def test_category_table_has_every_category(tiny_study, page):
+    text = page_text(page)
+    for name in collect_study(tiny_study).curves[0].category:
+        assert name in text
+
+
+def test_default_output_is_inside_the_study(tiny_study):
+    path = build_report(tiny_study, bootstrap=0, progress=False)
+    assert path == default_out(tiny_study) == tiny_study / "report" / "report.html"
+    page = parse_page(path)
+    check_local_images(path, page)
+    assert "no bootstrap" in page_text(page) or "cannot be fitted" in page_text(page)

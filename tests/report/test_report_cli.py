@@ -1,0 +1,47 @@
+"""`t2iscale report` end to end, through the real argument parser and error handling."""
+
+from __future__ import annotations
+
+from report_html_check import check_local_images, page_text, parse_page
+from report_study import add_unevaluated_run
+
+from t2iscale.cli import main
+
+
+def test_report_command_writes_the_page(tiny_study, tmp_path, capsys):
+    out = tmp_path / "site" / "index.html"
+    code = main(["report", "--study", str(tiny_study), "--out", str(out), "--bootstrap", "50", "--quiet"])
+    assert code == 0
+    assert capsys.readouterr().out.strip() == f"report written to {out}"
+    page = parse_page(out)
+    files = check_local_images(out, page)
+    assert all(file.parent == out.parent for file in files)
+    assert "small" in page_text(page) and "large" in page_text(page)
+
+
+def test_report_command_default_output(tiny_study, capsys):
+    assert (
+        main(["report", "--study", str(tiny_study), "--bootstrap", "0", "--sample-columns", "2", "--quiet"])
+        == 0
+    )
+    assert (tiny_study / "report" / "report.html").is_file()
+    assert "report.html" in capsys.readouterr().out
+
+
+def test_report_command_errors_are_one_line(tmp_path, capsys):
+    add_unevaluated_run(tmp_path, "pending", "sdxl-c8-td1_1")
+    assert main(["report", "--study", str(tmp_path), "--quiet"]) == 2
+    error = capsys.readouterr().err.strip()
+    assert error.startswith("t2iscale: error: study") and "has no evaluations yet" in error
+    assert "\n" not in error
+
+
+def test_report_help_lists_the_options(capsys):
+    try:
+        main(["report", "--help"])
+    except SystemExit as exit_:
+        assert exit_.code == 0
+    help_text = capsys.readouterr().out
+    for option in ("--study", "--out", "--metric", "--bootstrap", "--sample-columns"):
+        assert option in help_text
+    assert "(default: tifa)" in help_text
