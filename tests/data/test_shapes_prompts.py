@@ -1,5 +1,6 @@
 """The evaluation prompt set: GenEval categories, TIFA-format questions, balanced answers, held out of training."""
 
+import random
 import re
 from collections import Counter
 
@@ -16,6 +17,7 @@ from t2iscale.data.shapes import (
     world_preset,
 )
 from t2iscale.data.shapes.prompts import check_answer_key
+from t2iscale.data.shapes.queries import QueryObject, answer_query
 from t2iscale.errors import UserError
 
 TIFA_KEYS = {"id", "caption", "question", "choices", "answer", "element_type", "element"}
@@ -56,6 +58,37 @@ def test_image_blind_answerers_score_the_chance_level():
     assert score(lambda q: q["choices"][0]) == pytest.approx(chance, abs=0.03)
     assert score(always_yes) == pytest.approx(chance, abs=0.03)
     assert score(lambda q: q["choices"][-1]) == pytest.approx(chance, abs=0.03)
+
+
+def test_each_kind_of_yes_no_question_is_balanced_within_a_prompt():
+    for prompt in (
+        eval_prompt_set("tiny", per_category=20).prompts + eval_prompt_set("default", per_category=20).prompts
+    ):
+        kinds = Counter()
+        for q in prompt.questions:
+            if q["choices"] == ["yes", "no"]:
+                kinds[q["query"]["op"]] += 1 if q["answer"] == "yes" else -1
+        assert set(kinds.values()) == {0}, prompt.caption
+
+
+def test_an_answerer_that_sees_random_clutter_scores_about_chance():
+    """Images full of random objects (what a model that ignores the prompt draws) must not beat chance."""
+    world = world_preset("default")
+    questions = eval_prompt_set(world, per_category=50).questions()
+    rng = random.Random(0)
+    per_prompt, clutter = {}, {}
+    for q in questions:
+        if q["id"] not in clutter:  # one cluttered image per prompt
+            clutter[q["id"]] = [
+                QueryObject(
+                    rng.choice(world.shapes), rng.choice(world.color_names), rng.random(), rng.random(), 0.3
+                )
+                for _ in range(rng.randint(3, 12))
+            ]
+        answer = answer_query(q["query"], clutter[q["id"]], q["choices"])
+        per_prompt.setdefault(q["id"], []).append(answer == q["answer"])
+    score = sum(sum(v) / len(v) for v in per_prompt.values()) / len(per_prompt)
+    assert score == pytest.approx(chance_level(questions), abs=0.06)
 
 
 def test_chance_level_is_the_mean_over_prompts_of_mean_inverse_choices():

@@ -12,12 +12,14 @@ so every step is tolerant:
 2. Objects: 4-connected foreground regions. A region dominated by one color is one object of that color (stray
    pixels of a drifting color are absorbed); a mixed region (touching objects of different colors) is split by
    color.
-3. Checks: an object's box must be roughly square and about as big as the world's sizes allow, and its soft mask
-   must look like one of the world's shapes (mean absolute difference to the shape's coverage resized to the box).
-   Speckle of pure noise fails these checks, so on noise the oracle sees (almost) nothing and answers like an
-   image-blind guesser: "no" to yes/no questions and the first choice otherwise, i.e. about the chance level of
-   the balanced prompt set.
-4. Shape: the nearest of those coverage templates. Position: the box center. Size: the nearest world size.
+3. Shape: for each of the world's shapes, a template is fitted to the object's soft mask by moments, which blur
+   preserves (box side from the mass, box center from the centroid, a Gaussian blur from the excess variance),
+   rendered at that sub-pixel box, and compared (mean absolute difference); the closest shape wins. Its box gives
+   the position (box center) and the size (nearest world size).
+4. Checks: an object must be about as big as the world's sizes allow, roughly square, and close to its best
+   template. Speckle of pure noise fails these checks, so on noise the oracle sees (almost) nothing and answers
+   like an image-blind guesser: "no" to yes/no questions and the first choice otherwise, i.e. about the chance
+   level of the balanced prompt set.
 
 Questions are answered from their structured `query` by the same evaluator that checks the answer key on true
 scenes (`t2iscale.data.shapes.queries`).
@@ -66,9 +68,9 @@ class ParsedObject:
     shape: str
     color: str
     size: str
-    x: float  # box center, fraction of the width
-    y: float  # box center, fraction of the height
-    extent: float  # box side, fraction of the image side
+    x: float  # fitted box center, fraction of the width
+    y: float  # fitted box center, fraction of the height
+    extent: float  # fitted box side, fraction of the image side
     area_px: int
     shape_distance: float  # mean |mask - template| of the chosen shape, 0 = perfect
 

@@ -84,20 +84,13 @@ def _groups(scene: Scene, world: WorldConfig) -> list[_Group]:
 
 def _reference(obj: ShapeObject, scene: Scene, world: WorldConfig) -> str | None:
     """The shortest description that picks out `obj` alone ('circle', 'red circle', 'small red circle')."""
-    candidates = [[obj.shape], [obj.color, obj.shape]]
+    attribute_sets = [("shape",), ("color", "shape")]
     if world.mentions_size:
-        candidates.append([obj.size, obj.color, obj.shape])
-    for words in candidates:
-        keys = (
-            ("shape",)
-            if len(words) == 1
-            else ("color", "shape")
-            if len(words) == 2
-            else ("size", "color", "shape")
-        )
-        same = [o for o in scene.objects if all(getattr(o, k) == getattr(obj, k) for k in keys)]
-        if len(same) == 1:
-            return " ".join(words)
+        attribute_sets.append(("size", "color", "shape"))
+    for attributes in attribute_sets:
+        alike = [o for o in scene.objects if all(getattr(o, a) == getattr(obj, a) for a in attributes)]
+        if len(alike) == 1:
+            return " ".join(getattr(obj, a) for a in attributes)
     return None
 
 

@@ -13,9 +13,10 @@ prompts whose concepts are all in the training distribution; what it measures is
 right attributes, counts and relations for a new sentence, not whether it generalizes to unseen concepts. The CPU
 demo's tiny models must also be able to learn the evaluated concepts at all, or no scaling trend could show.
 
-Questions: each prompt has as many "yes" as "no" yes/no questions, and the right choice of each multiple-choice
-question is listed at a rotating position, so an answerer that does not look at the image (always "yes", always
-"no", always the first choice) scores the chance level, `chance_level(questions)`. Each question carries TIFA's
+Questions: each kind of yes/no question (existence, count, color, relation) comes as a pair with one "yes" and
+one "no" answer, and the right choice of each multiple-choice question is listed at a rotating position, so an
+answerer that does not look at the image (always "yes", always "no", always the first choice) scores the chance
+level, `chance_level(questions)`, and so does one that sees random objects everywhere. Each question carries TIFA's
 keys plus `category` and a structured `query` (see `queries.py`) that the oracle answers without parsing English.
 """
 
@@ -213,13 +214,18 @@ class _Questions:
         self.yes_no(f"is the {shape_a} {rel} the {shape_b}?", answer, "spatial", rel, q)
 
 
-def _absent_shape_or_count(qs: _Questions, world: WorldConfig, present: set[str], counted: str, rng):
-    """A question whose true answer is "no": an absent shape if the world has one, else a wrong count."""
-    absent = [s for s in world.shapes if s not in present]
+def _existence_pair(qs: _Questions, world: WorldConfig, present: str, named: set[str], rng) -> None:
+    """ "Is there a <named shape>?" (yes) and "is there a <shape the prompt does not name>?" (no).
+
+    In a world with no unnamed shape, a count pair (exactly one: yes, exactly two: no) takes its place.
+    """
+    absent = [s for s in world.shapes if s not in named]
     if absent:
+        qs.exists(present, True)
         qs.exists(rng.choice(absent), False)
     else:
-        qs.count_is(counted, 2, False)
+        qs.count_is(present, 1, True)
+        qs.count_is(present, 2, False)
 
 
 def _other(pool, exclude, rng):
@@ -227,63 +233,48 @@ def _other(pool, exclude, rng):
 
 
 def _build_questions(qs: _Questions, world: WorldConfig, category: str, spec: tuple) -> None:
+    """Each kind of yes/no question comes as a (yes, no) pair, so that an answerer that sees nothing ("no" to
+    all) and one that sees objects everywhere ("yes" to existence, random attributes) both score chance."""
     rng = qs.rng
     if category == "single_object":
         (s,) = spec
-        qs.exists(s, True)
-        _absent_shape_or_count(qs, world, {s}, s, rng)
+        _existence_pair(qs, world, s, {s}, rng)
         qs.choice("what shape is in the picture?", s, world.shapes, "shape", s, {"op": "shape_of"})
     elif category == "two_object":
         s1, s2 = spec
-        qs.exists(s1, True)
-        qs.exists(s2, True)
-        _absent_shape_or_count(qs, world, {s1, s2}, s1, rng)
-        qs.count_is(s2, 2, False)
+        _existence_pair(qs, world, s1, {s1, s2}, rng)
+        qs.count_is(s2, 1, True)
+        qs.count_is(s1, 2, False)
     elif category == "counting":
         s, n = spec
-        qs.exists(s, True)
+        _existence_pair(qs, world, s, {s}, rng)
         qs.count_is(s, n, True)
-        qs.count_is(s, n - 1, False)
-        qs.count_is(s, n + 1, False)
+        qs.count_is(s, rng.choice([n - 1, n + 1]), False)
         counts = [str(k) for k in range(1, world.max_count + 1)]
         q = {"op": "count", "shape": s}
         qs.choice(f"how many {plural(s)} are there?", str(n), counts, "counting", number_word(n), q)
     elif category == "colors":
         c, s = spec
-        qs.exists(s, True)
-        qs.color_is(s, c, True)
+        _existence_pair(qs, world, s, {s}, rng)
         if len(world.colors) > 1:
+            qs.color_is(s, c, True)
             qs.color_is(s, _other(world.color_names, {c}, rng), False)
-        else:
-            qs.count_is(s, 2, False)
-        _absent_shape_or_count(qs, world, {s}, s, rng)
         qs.choice(f"what color is the {s}?", c, world.color_names, "color", c, {"op": "color_of", "shape": s})
     elif category == "position":
         s1, rel, s2 = spec
-        qs.exists(s1, True)
-        qs.exists(s2, True)
+        _existence_pair(qs, world, s1, {s1, s2}, rng)
         qs.relation_is(s1, rel, s2, True)
         qs.relation_is(s1, OPPOSITE_RELATION[rel], s2, False)
-        perpendicular = [r for r in RELATIONS if r not in (rel, OPPOSITE_RELATION[rel])]
-        qs.relation_is(s1, rng.choice(perpendicular), s2, False)
-        _absent_shape_or_count(qs, world, {s1, s2}, s1, rng)
         q = {"op": "relation_of", "a": {"shape": s1}, "b": {"shape": s2}}
         qs.choice(f"where is the {s1} relative to the {s2}?", rel, RELATIONS, "spatial", rel, q)
     elif category == "color_attr":
         c1, s1, c2, s2 = spec
-        qs.exists(s1, True)
-        qs.exists(s2, True)
+        _existence_pair(qs, world, rng.choice([s1, s2]), {s1, s2}, rng)
         qs.color_is(s1, c1, True)
         qs.color_is(s2, c2, True)
         # The swapped binding is the question that tells attribute binding from a bag of words.
         qs.color_is(s1, c2, False)
         qs.color_is(s2, c1, False)
-        if len(world.colors) > 2:
-            qs.color_is(s1, _other(world.color_names, {c1, c2}, rng), False)
-            qs.color_is(s2, _other(world.color_names, {c1, c2}, rng), False)
-        else:
-            _absent_shape_or_count(qs, world, {s1, s2}, s1, rng)
-            qs.count_is(s2, 2, False)
         for s, c in ((s1, c1), (s2, c2)):
             qs.choice(
                 f"what color is the {s}?", c, world.color_names, "color", c, {"op": "color_of", "shape": s}
