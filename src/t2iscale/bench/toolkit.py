@@ -1,0 +1,189 @@
+"""The toolkit side of a benchmark: exactly what training and evaluation run, fed a synthetic batch.
+
+- forward: a zoo `Backbone` through its common signature, in eval mode under inference mode and the autocast
+  that evaluation uses;
+- train: the loop's `TrainStep` (micro-batches, backward, clipping, fused AdamW on CUDA, LR schedule, EMA) built
+  from the recipe, around a `DenoisingModel` with precomputed text (the prepared-data path of the paper's
+  setting), with the per-step noise / time / caption-dropout draw the loop makes;
+- sampling: `TextToImage.generate`, the evaluation's generate path (per-seed noise, DDIM with CFG through
+  `t2iscale.diffusion.sampling.sample`), with the text encoder and the decoder replaced by stand-ins that cost
+  nothing, because the stock loop has neither either.
+No separate fast path exists here: a speed-up must come from the code the toolkit really runs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+
+import numpy as np
+import torch
+from torch import nn
+
+from t2iscale.bench.options import BenchOptions
+from t2iscale.bench.workload import Workload
+from t2iscale.diffusion.objectives import make_objective
+from t2iscale.errors import UserError
+from t2iscale.train.model import DenoisingModel, PrecomputedTextConditioner
+from t2iscale.train.sources import Batch
+from t2iscale.train.text_to_image import TextToImage
+from t2iscale.zoo.backbone import Backbone, build
+from t2iscale.zoo.setting import Setting
+
+
+def autocast_dtype(options: BenchOptions) -> torch.dtype | None:
+    return torch.bfloat16 if options.precision == "bf16" else None
+
+
+def build_backbone(name: str, setting: Setting, options: BenchOptions, device: torch.device) -> Backbone:
+    """A backbone for forward and sampling runs, with the same memory-format and compile options as TrainStep."""
+    torch.manual_seed(options.seed)
+    backbone = build(name, setting, device=device).eval()
+    if options.channels_last:
+        backbone.to(memory_format=torch.channels_last)
+    if options.compile:
+        backbone.model.compile()
+    return backbone
+
+
+def forward_call(backbone: Backbone, workload: Workload, options: BenchOptions):
+    """A zero-argument call of one forward pass; `workload` already on the device."""
+    device = workload.x0.device
+    dtype = autocast_dtype(options)
+
+    @torch.inference_mode()
+    def call():
+        autocast = torch.autocast(device.type, dtype=dtype) if dtype else contextlib.nullcontext()
+        with autocast:
+            return backbone(
+                workload.x0, workload.timesteps, workload.text_ctx, workload.text_mask
+            )  # (B, C, H, W)
+
+    return call
+
+
+# --- training ---------------------------------------------------------------------------------------------------
+
+
+def reset_accelerate_state() -> None:
+    """Start (or leave) a clean accelerate state.
+
+    accelerate keeps one process-wide state whose mixed precision cannot change once set; the benchmark is a
+    single process that may follow other work in the same interpreter (tests, a notebook), so each toolkit
+    training measurement starts from a clean state and leaves one behind. It refuses a multi-process launch.
+    """
+    from accelerate.state import AcceleratorState
+
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        raise UserError("t2iscale bench measures one process; run it without accelerate launch / torchrun")
+    AcceleratorState._reset_state(reset_partial_state=True)
+
+
+class ToolkitTraining:
+    """TrainStep for one (model, setting, batch size), and the loop's per-step use of it."""
+
+    def __init__(
+        self,
+        name: str,
+        setting: Setting,
+        options: BenchOptions,
+        workloads: list[Workload],
+        device: torch.device,
+    ):
+        from accelerate import Accelerator
+
+        from t2iscale.train.distributed import batch_geometry
+        from t2iscale.train.step import TrainStep
+
+        self.recipe = options.recipe(workloads[0].batch_size)
+        reset_accelerate_state()
+        self.accelerator = Accelerator(cpu=device.type == "cpu", mixed_precision=self.recipe.mixed_precision)
+        _, micro_batch, accumulation = batch_geometry(self.recipe, world_size=1)
+        self.objective = make_objective(self.recipe.objective)
+        torch.manual_seed(options.seed)
+        backbone = build(name, setting, device=device)
+        # Prepared real data: precomputed text, the stored empty caption for dropped captions.
+        conditioner = PrecomputedTextConditioner(workloads[0].empty_ctx, workloads[0].empty_mask)
+        model = DenoisingModel(backbone, conditioner, self.objective).to(device)
+        self.step = TrainStep(model, self.recipe, self.accelerator, micro_batch, accumulation)
+        self.step.model.train()
+        # CPU batches, moved by TrainStep as in the loop; several, so no step reuses the previous one's inputs.
+        self.batches = [Batch(x0=w.x0, text_ctx=w.text_ctx, text_mask=w.text_mask) for w in workloads]
+        self.shape = tuple(workloads[0].x0.shape)  # (B, C, H, W)
+        self.seed = options.seed
+        self.steps_taken = 0
+        self.running_loss = torch.zeros((), device=device)
+
+    def __call__(self) -> None:
+        """One optimizer step, as the loop's stages 5a-5b make it."""
+        batch = self.batches[self.steps_taken % len(self.batches)]
+        # The loop's draw for step s: the global batch's noise, time and caption dropout from (seed, s), on the
+        # CPU (t2iscale.train.loop._time_and_noise).
+        generator = torch.Generator().manual_seed(self.seed * 1_000_003 + self.steps_taken)
+        noise, time = self.objective.draw_noise_and_time(
+            torch.empty(self.shape), generator
+        )  # (B, C, H, W), (B,)
+        drop = torch.rand(self.shape[0], generator=generator) < self.recipe.caption_dropout  # (B,)
+        self.running_loss += self.step(batch, noise, time, drop)  # no synchronization, as in the loop
+        self.steps_taken += 1
+
+    def close(self) -> None:
+        self.accelerator.free_memory()
+        self.step = self.batches = self.accelerator = None
+        reset_accelerate_state()
+
+
+# --- sampling ---------------------------------------------------------------------------------------------------
+
+
+class PrecomputedPrompts(nn.Module):
+    """Stands in for a frozen text encoder: caption 'prompt i' -> row i of a precomputed context, '' -> the
+    empty caption. Encoding is left out of the timing on both sides (the stock loop gets the context too)."""
+
+    def __init__(self, workload: Workload):
+        super().__init__()
+        self.register_buffer("ctx", workload.text_ctx)  # (B, L, D)
+        self.register_buffer("mask", workload.text_mask)  # (B, L)
+        self.register_buffer("empty_ctx", workload.empty_ctx[None])  # (1, L, D)
+        self.register_buffer("empty_mask", workload.empty_mask[None])  # (1, L)
+
+    @staticmethod
+    def captions(count: int) -> list[str]:
+        return [f"prompt {index}" for index in range(count)]
+
+    def encode(self, captions: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
+        if captions == [""]:
+            return self.empty_ctx, self.empty_mask
+        rows = [int(caption.removeprefix("prompt ")) for caption in captions]
+        return self.ctx[rows], self.mask[rows]
+
+
+class LatentsToHost:
+    """Stands in for the decoder: x0 to host memory, as the stock loop ends (no VAE on either side)."""
+
+    def __init__(self, clip_sample: bool):
+        self.clip_sample = clip_sample  # pixel space clamps to [-1, 1], as the evaluation's PixelDecoder
+
+    def __call__(self, x0: torch.Tensor) -> np.ndarray:
+        return x0.float().cpu().numpy()
+
+
+def sampling_call(backbone: Backbone, workload: Workload, options: BenchOptions):
+    """One call of the evaluation's generate path for the workload's batch (`workload` on the device)."""
+    objective = make_objective(options.recipe(workload.batch_size).objective)
+    generator = TextToImage(
+        backbone,
+        PrecomputedPrompts(workload),
+        objective,
+        LatentsToHost(clip_sample=backbone.setting.latent_factor == 1),
+        autocast_dtype=autocast_dtype(options),
+    )
+    batch = workload.batch_size
+    captions, seeds = PrecomputedPrompts.captions(batch), list(range(batch))
+
+    def call():
+        return generator.generate(
+            captions, seeds, steps=options.sampling_steps, guidance=options.guidance, batch_size=batch
+        )
+
+    return call
