@@ -14,6 +14,7 @@ from PIL import Image, ImageDraw
 
 from t2iscale.data.shapes.scene import Scene
 from t2iscale.data.shapes.world import WorldConfig
+from t2iscale.errors import UserError
 
 MIN_RESOLUTION = 16
 SUPERSAMPLE = 4  # 4x4 subpixels per pixel: 17 coverage levels on edges, and still thousands of images/s
@@ -85,8 +86,6 @@ def draw_shape(
 
 def check_resolution(resolution: int) -> int:
     if int(resolution) != resolution or resolution < MIN_RESOLUTION:
-        from t2iscale.errors import UserError
-
         raise UserError(f"resolution {resolution!r} must be an integer of at least {MIN_RESOLUTION} px")
     return int(resolution)
 
