@@ -172,7 +172,7 @@ def test_out_of_memory_is_a_row_not_a_crash(capsys, monkeypatch):
 
     def fail_large_batches(call, device, warmup, repeats):
         if fail_large_batches.batch_size > 1:
-            raise torch.OutOfMemoryError("CUDA out of memory (simulated)")
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory (simulated)")
         return time_calls(call, device, warmup, repeats)
 
     original_workload = runner._workload

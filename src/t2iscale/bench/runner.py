@@ -192,11 +192,11 @@ def _measure_group(
                 finally:
                     close()
                     del call, close
-            except torch.OutOfMemoryError:
+            except torch.cuda.OutOfMemoryError:
                 result.error = OUT_OF_MEMORY
             done.add(batch)
             yield result
-    except torch.OutOfMemoryError:  # the model itself did not fit
+    except torch.cuda.OutOfMemoryError:  # the model itself did not fit
         for batch in options.batch_sizes:
             if batch not in done:
                 failed = record(batch)
