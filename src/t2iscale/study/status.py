@@ -1,0 +1,92 @@
+"""`t2iscale study status`: progress per run, from the database and each run folder's status.json."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from t2iscale.study.ownership import claim_is_abandoned
+from t2iscale.study.registry import StudyRegistry
+from t2iscale.train.run_dir import RunDir
+
+DEFAULT_STALE_AFTER_S = 600.0
+
+
+def status_rows(study_dir: str | Path) -> list[dict]:
+    """One dict per run in grid order: status, step / total steps, last value of each metric, elapsed seconds."""
+    with StudyRegistry(study_dir) as registry:
+        runs = registry.runs()
+        evaluations = registry.evaluations()
+        spec = registry.stored_spec() or {}
+        folders = {row["run_id"]: registry.run_dir(row) for row in runs}
+    stale_after_s = float(spec.get("executor", {}).get("stale_after_min", DEFAULT_STALE_AFTER_S / 60)) * 60
+    last: dict[str, dict[str, dict]] = {}
+    for row in evaluations:  # ordered by run, metric, step: the last one wins
+        last.setdefault(row["run_id"], {})[row["metric"]] = {"step": row["step"], "value": row["value"]}
+    now = time.time()
+    result = []
+    for row in runs:
+        folder_status = RunDir(folders[row["run_id"]]).read_status()
+        elapsed = row["elapsed_s"] or 0.0
+        status = row["status"]
+        if status == "running":
+            elapsed += now - (row["claimed_at"] or now)
+            why = claim_is_abandoned(row["owner"], row["heartbeat_at"], stale_after_s)
+            if why:
+                status = f"running? ({why} claim)"
+        result.append(
+            {
+                "run_id": row["run_id"],
+                "status": status,
+                "step": folder_status.get("step", 0),
+                "total_steps": row["total_steps"],
+                "metrics": last.get(row["run_id"], {}),
+                "elapsed_s": elapsed
+                if (row["elapsed_s"] is not None or row["status"] == "running")
+                else None,
+                "images_per_s": row["images_per_s"],
+                "params": row["params"],
+                "gmacs": row["gmacs"],
+                "dataset_noun_pairs": row["dataset_noun_pairs"],
+                "owner": row["owner"],
+                "job_id": row["job_id"],
+                "attempts": row["attempts"],
+                "error": row["error"],
+            }
+        )
+    return result
+
+
+def format_duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    if seconds < 60:
+        return f"{seconds:.1f}s"
+    minutes, seconds = divmod(int(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{seconds:02d}s"
+
+
+def format_status(study_dir: str | Path, rows: list[dict]) -> str:
+    metrics = sorted({metric for row in rows for metric in row["metrics"]})
+    counts: dict[str, int] = {}
+    for row in rows:
+        counts[row["status"]] = counts.get(row["status"], 0) + 1
+    width = max([len("run_id"), *(len(row["run_id"]) for row in rows)])
+    header = f"{'run_id':<{width}}  {'status':<10} {'step':>13}  " + "".join(f"{m:>10}" for m in metrics)
+    lines = [
+        f"study {study_dir}: {len(rows)} runs, " + ", ".join(f"{n} {s}" for s, n in sorted(counts.items())),
+        header + f"  {'elapsed':>9}  {'img/s':>8}",
+    ]
+    for row in rows:
+        values = "".join(
+            f"{row['metrics'][m]['value']:>10.4f}" if m in row["metrics"] else f"{'-':>10}" for m in metrics
+        )
+        speed = f"{row['images_per_s']:>8.1f}" if row["images_per_s"] is not None else f"{'-':>8}"
+        lines.append(
+            f"{row['run_id']:<{width}}  {row['status']:<10} {str(row['step']) + '/' + str(row['total_steps']):>13}  "
+            f"{values}  {format_duration(row['elapsed_s']):>9}  {speed}"
+        )
+        if row["error"] and row["status"] in ("failed", "diverged", "pending"):
+            lines.append(f"{'':<{width}}  ! {row['error']}")
+    return "\n".join(lines)
