@@ -95,6 +95,16 @@ def _classify(error: BaseException) -> tuple[str, str]:
     return "failed", f"{type(error).__name__}: {error}"
 
 
+def _import_and_release(registry, run_id: str, owner: str, status: str, message: str) -> tuple[str, str]:
+    """Results into the database first, then the claim's end: a reader never sees finished without results."""
+    try:
+        registry.import_results(run_id)
+    except Exception as error:  # a malformed log must not leave the run claimed
+        status, message = "failed", f"importing the run's results failed: {type(error).__name__}: {error}"
+    registry.release(run_id, owner, status, message or None)
+    return status, message
+
+
 def attempt_run(
     study_dir: str | Path,
     run_id: str,
@@ -131,8 +141,7 @@ def attempt_run(
                 trainer(config)
             status = "finished"
         except KeyboardInterrupt:
-            registry.import_results(run_id)
-            registry.release(run_id, owner, "pending", "interrupted")
+            _import_and_release(registry, run_id, owner, "pending", "interrupted")
             raise
         except Exception as error:
             status, message = _classify(error)
@@ -140,6 +149,5 @@ def attempt_run(
             log.parent.mkdir(parents=True, exist_ok=True)
             with log.open("a") as handle:
                 handle.write(traceback.format_exc() + "\n")
-        registry.import_results(run_id)
-        registry.release(run_id, owner, status, message or None)
+        status, message = _import_and_release(registry, run_id, owner, status, message)
         return RunOutcome(run_id, status, message or claim.reason)

@@ -59,8 +59,13 @@ class PlannedRun:
     def global_batch(self) -> int:
         return self.config["recipe"]["global_batch"]
 
+    @property
+    def relative_dir(self) -> str:
+        """Where the run lives inside the study folder (the database stores this, so a study can move)."""
+        return f"{RUNS_FOLDER}/{self.run_id}"
+
     def run_dir(self, study_dir: str | Path) -> Path:
-        return Path(study_dir).absolute() / RUNS_FOLDER / self.run_id
+        return Path(study_dir).absolute() / self.relative_dir
 
     def train_config(self, study_dir: str | Path) -> TrainConfig:
         """The run's TrainConfig, its run_dir an absolute path (jobs may start in another working folder)."""

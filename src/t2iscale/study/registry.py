@@ -188,7 +188,6 @@ class StudyRegistry:
             if missing:
                 raise UserError(spec_change_message(self.study_dir, old_spec, spec_json, missing))
             for run in planned:
-                relative_dir = str(Path("runs") / run.run_id)
                 if run.run_id in known:
                     db.execute("UPDATE runs SET position = ? WHERE run_id = ?", (run.position, run.run_id))
                     continue
@@ -214,7 +213,7 @@ class StudyRegistry:
                         size["dataset_noun_pairs"],
                         run.total_steps,
                         run.global_batch,
-                        relative_dir,
+                        run.relative_dir,
                         json.dumps(run.config),
                     ),
                 )
