@@ -5,9 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from report_html_check import check_local_images, page_text, parse_page
-from report_study import BACKBONES
+from report_study import BACKBONES, run_ids
 
 from t2iscale.eval.manifest import load_image, read_manifest
+from t2iscale.report import fmt
 from t2iscale.report.build import build_report, default_out
 from t2iscale.report.collect import collect_study
 from t2iscale.report.samples import GRID_PAD_PX, collect_samples
@@ -50,10 +51,16 @@ def test_every_image_is_a_local_png_beside_the_page(report, page):
 def test_runs_table_lists_every_run_with_status_and_final_value(tiny_study, page):
     text = page_text(page)
     data = collect_study(tiny_study)
-    for run_id, backbone in BACKBONES.items():
-        assert run_id in text and backbone in text
-        assert f"{data.final_value(run_id, 'tifa'):.4f}" in text
-    assert text.count("finished") >= len(BACKBONES)
+    header = page.rows[0]
+    ids = run_ids(tiny_study)
+    for role, backbone in BACKBONES.items():
+        row = page.row(ids[role])
+        assert row[header.index("backbone")] == backbone
+        assert row[header.index("status")] == "finished"
+        assert row[header.index("final tifa")] == f"{data.final_value(ids[role], 'tifa'):.4f}"
+        assert row[header.index("last eval step")] == "6"
+        assert row[header.index("params")] == fmt.count(data.run(ids[role]).params)
+    assert "2 runs (2 finished); 2 evaluated on tifa" in text
 
 
 def test_compute_law_or_the_reason_it_cannot_be_fitted(page):
@@ -76,7 +83,8 @@ def test_chance_level_is_stated(tiny_study, page):
 def test_sample_grid_rows_are_runs_by_size_at_their_last_step(tiny_study, page):
     data = collect_study(tiny_study)
     grid = collect_samples(data, max_columns=4)
-    assert [row.run_id for row in grid.rows] == ["small", "large"]  # ordered by parameters
+    ids = run_ids(tiny_study)
+    assert [row.run_id for row in grid.rows] == [ids["small"], ids["large"]]  # ordered by parameters
     assert [row.step for row in grid.rows] == [6, 6]
     assert len(grid.columns) == 4 and grid.notes == []
     cell_h, cell_w = grid.cell_px

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from report_html_check import check_local_images, page_text, parse_page
-from report_study import add_unevaluated_run
+from report_study import register_only, run_ids
 
 from t2iscale.cli import main
 
@@ -16,7 +16,7 @@ def test_report_command_writes_the_page(tiny_study, tmp_path, capsys):
     page = parse_page(out)
     files = check_local_images(out, page)
     assert all(file.parent == out.parent for file in files)
-    assert "small" in page_text(page) and "large" in page_text(page)
+    assert all(run_id in page_text(page) for run_id in run_ids(tiny_study).values())
 
 
 def test_report_command_default_output(tiny_study, capsys):
@@ -29,8 +29,8 @@ def test_report_command_default_output(tiny_study, capsys):
 
 
 def test_report_command_errors_are_one_line(tmp_path, capsys):
-    add_unevaluated_run(tmp_path, "pending", "sdxl-c8-td1_1")
-    assert main(["report", "--study", str(tmp_path), "--quiet"]) == 2
+    study = register_only(tmp_path / "study")
+    assert main(["report", "--study", str(study), "--quiet"]) == 2
     error = capsys.readouterr().err.strip()
     assert error.startswith("t2iscale: error: study") and "has no evaluations yet" in error
     assert "\n" not in error

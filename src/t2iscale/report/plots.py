@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 from matplotlib import colormaps
 from matplotlib.figure import Figure
-from matplotlib.ticker import FuncFormatter, NullFormatter
+from matplotlib.ticker import FuncFormatter, MaxNLocator, NullFormatter
 
 from t2iscale.report import fmt
 from t2iscale.report.laws import LawResult, SizeCorrelations
@@ -93,6 +93,7 @@ def alignment_curves(
         _log_x(ax)
         ax.set_xlabel("training compute C (FLOPs)")
     else:
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_xlabel("training step")
     ax.set_ylabel(metric)
     _chance(ax, chance_level)
