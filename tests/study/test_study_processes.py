@@ -11,6 +11,7 @@ from study_fixtures import cli_env, metric_steps, study_command, tiny_spec, wait
 from t2iscale.study.registry import StudyRegistry
 from t2iscale.study.results import load_curves
 from t2iscale.study.runner import run_study
+from t2iscale.study.status import status_rows
 
 
 def _rows(study):
@@ -39,6 +40,8 @@ def test_a_killed_study_resumes_and_ends_with_every_result_once(tmp_path):
     process.wait()
     rows, _ = _rows(study)
     assert rows[0]["status"] == "running" and not (first_run / "final").exists()
+    status = status_rows(study)[0]  # the claim of a dead runner, and how far its run got
+    assert status["status"] == "running? (dead claim)" and 2 <= status["step"] < 8
 
     report = run_study(spec_file, study, progress=False)
     assert [o.outcome for o in report.outcomes] == ["finished", "finished"]

@@ -86,9 +86,17 @@ def test_a_study_runs_end_to_end_through_the_cli_and_feeds_the_fits(tmp_path, ca
     with StudyRegistry(study) as registry:
         assert [row["attempts"] for row in registry.runs()] == [1, 1, 1]
 
-    # sync re-imports the same results (idempotent)
+    # sync re-imports the same results (idempotent) ...
     assert main(["study", "sync", str(study)]) == 0
     assert load_curves(study, "tifa") == curves
+    # ... and repairs a database whose runner died after training finished but before recording it
+    with StudyRegistry(study) as registry, registry.transaction() as db:
+        db.execute("DELETE FROM evaluations")
+    _set_claim(study, runs[0].run_id, f"{socket.gethostname()}:999999999", time.time())
+    capsys.readouterr()
+    assert main(["study", "sync", str(study)]) == 0
+    assert "6 evaluation rows imported, 1 run(s) marked finished" in capsys.readouterr().out
+    assert load_curves(study, "tifa") == curves and load_runs(study)[0].status == "finished"
 
 
 def test_a_failing_run_is_recorded_and_the_study_goes_on(tmp_path, monkeypatch, capsys):

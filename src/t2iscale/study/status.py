@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 
@@ -10,6 +11,22 @@ from t2iscale.study.registry import StudyRegistry
 from t2iscale.train.run_dir import RunDir
 
 DEFAULT_STALE_AFTER_S = 600.0
+
+
+def last_logged_step(metrics_file: Path, tail_bytes: int = 16_384) -> int:
+    """The step of the last complete line of a run's metrics.jsonl (status.json is only written at start and end)."""
+    if not metrics_file.is_file():
+        return 0
+    with metrics_file.open("rb") as handle:
+        size = handle.seek(0, 2)
+        handle.seek(max(0, size - tail_bytes))
+        lines = handle.read().decode(errors="replace").splitlines()
+    for line in reversed(lines):
+        try:
+            return int(json.loads(line)["step"])
+        except (ValueError, KeyError, TypeError):
+            continue  # a torn last line, or the cut first one
+    return 0
 
 
 def status_rows(study_dir: str | Path) -> list[dict]:
@@ -26,7 +43,11 @@ def status_rows(study_dir: str | Path) -> list[dict]:
     now = time.time()
     result = []
     for row in runs:
-        folder_status = RunDir(folders[row["run_id"]]).read_status()
+        run = RunDir(folders[row["run_id"]])
+        folder_status = run.read_status()
+        step = folder_status.get("step", 0)
+        if folder_status.get("status") == "running":
+            step = max(step, last_logged_step(run.metrics_file))
         elapsed = row["elapsed_s"] or 0.0
         status = row["status"]
         if status == "running":
@@ -38,7 +59,7 @@ def status_rows(study_dir: str | Path) -> list[dict]:
             {
                 "run_id": row["run_id"],
                 "status": status,
-                "step": folder_status.get("step", 0),
+                "step": step,
                 "total_steps": row["total_steps"],
                 "metrics": last.get(row["run_id"], {}),
                 "elapsed_s": elapsed
