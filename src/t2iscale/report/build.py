@@ -25,6 +25,7 @@ from t2iscale.report.laws import (
     size_correlations,
 )
 from t2iscale.report.samples import collect_samples
+from t2iscale.scaling.points import AXES
 from t2iscale.scaling.published import PUBLISHED_LAWS
 
 REPORT_NAME = "report.html"
@@ -159,7 +160,14 @@ def training_section(data: StudyData, options: ReportOptions) -> html.Section:
     return html.Section("training", "Alignment along training", body)
 
 
-def _law_text(law: LawResult) -> str:
+def _fit_caption(law: LawResult) -> str:
+    if law.fit is None:
+        return "; no law could be fitted (see below)."
+    band = f" and its {law.fit.ci_level:.0%} bootstrap band" if law.fit.n_bootstrap else ""
+    return f", with S = a·{law.axis.symbol}^b fitted on the frontier{band}, drawn over the X range it was fitted on."
+
+
+def _law_text(law: LawResult, metric: str) -> str:
     """The fitted law with every parameter's interval, or the reason there is none."""
     if law.fit is None:
         return html.note(law.reason or "No fit.")
@@ -182,14 +190,14 @@ def _law_text(law: LawResult) -> str:
             f"RMSE = {fit.rmse:.4g}; {bootstrap}."
         )
     )
-    return "".join(lines)
+    return "".join(lines) + _published_text(law.axis.name, metric)
 
 
 def _published_text(axis: str, metric: str) -> str:
     published = PUBLISHED_LAWS.get(axis)
     if published is None or metric != "tifa":
         return ""
-    symbol = "C" if axis == "compute" else "D"
+    symbol = AXES[axis].symbol
     return html.paragraph(
         f"For reference, the paper fits S = {published.a:g}·{symbol}^{published.b:g} to TIFA of its models "
         f"(Sec. 6), with {symbol} in {published.x_unit}; compare exponents, since a depends on that unit "
@@ -214,11 +222,10 @@ def compute_section(data: StudyData, options: ReportOptions) -> html.Section:
         body += html.figure(
             png.name,
             f"{data.metric} vs training FLOPs with Pareto frontier and fitted law",
-            "Every evaluation of every run (colored by run), the Pareto frontier (black rings: the best value "
-            "reached with at most that much compute), and S = a·C^b fitted on the frontier with its bootstrap "
-            "band, drawn over the range of the data.",
+            "Every evaluation of every run (colored by run) and the Pareto frontier (black rings: the best "
+            "value reached with at most that much compute)" + _fit_caption(law),
         )
-    body += _law_text(law) + _published_text("compute", data.metric)
+    body += _law_text(law, data.metric)
     return html.Section("compute", "Scaling with training compute", body)
 
 
@@ -274,10 +281,10 @@ def data_section(data: StudyData, options: ReportOptions) -> html.Section:
     body = html.figure(
         png.name,
         f"final {data.metric} vs training-set image-noun pairs",
-        f"Final {data.metric} of each run against its training set's image-noun pairs D, the Pareto frontier "
-        "and S = a·D^b fitted on it with its bootstrap band.",
+        f"Final {data.metric} of each run against its training set's image-noun pairs D and the Pareto "
+        "frontier (black rings: the best value reached with at most that much data)" + _fit_caption(law),
     )
-    body += _law_text(law) + _published_text("data", data.metric)
+    body += _law_text(law, data.metric)
     return html.Section("data", "Data scaling", body)
 
 

@@ -24,14 +24,16 @@ def register(subparsers) -> None:
         "--out",
         metavar="FILE",
         default=None,
-        help="the HTML file to write (default: <study>/report/report.html)",
+        help="the HTML file to write, its PNGs beside it; None: <study>/report/report.html",
     )
     parser.add_argument("--metric", default="tifa", help="the metric of the plots and fits")
     parser.add_argument(
         "--bootstrap", type=int, default=1000, metavar="B", help="bootstrap resamples for the laws' intervals"
     )
     parser.add_argument("--seed", type=int, default=0, help="seed of the bootstrap")
-    parser.add_argument("--sample-columns", type=int, default=8, help="prompts per run in the sample grid")
+    parser.add_argument(
+        "--sample-columns", type=int, default=8, metavar="N", help="prompts per run in the sample grid"
+    )
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
 

@@ -46,10 +46,10 @@ class LawResult:
     reason: str | None = None  # why there is no fit, as a sentence
 
     def band(self, points: int = 100) -> Band | None:
-        """The law over the X range of the candidate points (no extrapolation drawn)."""
+        """The law over the X range it was fitted on, the frontier's (no extrapolation drawn)."""
         if self.fit is None:
             return None
-        xs = [p.x for p in self.candidates if p.x > 0]
+        xs = [p.x for p in self.frontier]
         x = np.geomspace(min(xs), max(xs), points)
         value, lo, hi = predict(self.fit, x)
         return Band(x=x, value=value, lo=lo, hi=hi)

@@ -142,6 +142,11 @@ def frontier_law(
             label="Pareto frontier",
         )
     band = law.band()
+    if band is not None and law.candidates:
+        # A band from few points can be orders of magnitude wide; keep the axes on the data.
+        ys = [p.value for p in law.candidates] + ([chance_level] if chance_level is not None else [])
+        margin = 0.15 * (max(ys) - min(ys)) or 0.05
+        ax.set_ylim(min(ys) - margin, max(ys) + margin)
     if band is not None:
         ax.plot(band.x, band.value, color="crimson", linewidth=1.5, label=law.fit.render(law.axis.symbol))
         if np.all(np.isfinite(band.lo)):
