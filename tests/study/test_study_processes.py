@@ -5,6 +5,8 @@ import re
 import signal
 import subprocess
 import sys
+import time
+from pathlib import Path
 
 from study_fixtures import cli_env, metric_steps, study_command, tiny_spec, wait_for, write_spec_toml
 
@@ -74,19 +76,58 @@ def test_two_runners_on_one_study_never_train_the_same_run_twice(tmp_path):
     assert sum(int(n) for output in outputs for n in re.findall(r"(\d+) finished", output)) == 2
 
 
-def test_the_subprocess_executor_runs_each_run_through_a_multi_process_launcher(tmp_path):
+def _processes_mentioning(text: str) -> list[int]:
+    """Pids of live processes whose command line contains `text` (Linux /proc)."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                command = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+                state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
+            except OSError:
+                continue
+            if text in command and state != "Z":
+                pids.append(int(entry.name))
+    return pids
+
+
+def test_the_subprocess_executor_trains_through_a_launcher_and_its_trainers_die_with_the_runner(tmp_path):
     launcher = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2"]
-    spec = tiny_spec(backbones=["sdxl-c8-td1_1"], executor={"kind": "subprocess", "launcher": launcher})
+    spec = tiny_spec(
+        backbones=["sdxl-c8-td1_1"],
+        executor={"kind": "subprocess", "launcher": launcher},
+        budget={"total_steps": 30, "checkpoint_every_steps": 2},
+        eval={"every_steps": 30},
+    )
+    spec_file = write_spec_toml(tmp_path / "study.toml", spec)
     study = tmp_path / "study"
-    report = run_study(spec, study, progress=False)
+    runner = subprocess.Popen(
+        study_command("run", str(spec_file), "--dir", str(study), "--quiet"),
+        env=cli_env(),
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    wait_for(study / "runs", runner)
+    (run_dir,) = (study / "runs").iterdir()
+    wait_for(run_dir / "checkpoints" / "step_000002" / "trainer_state.json", runner)
+    runner.send_signal(signal.SIGKILL)
+    runner.wait()
+    # The launcher and both of its workers stop with the runner: nobody trains the run behind the database's back.
+    deadline = time.time() + 60
+    while _processes_mentioning(str(run_dir)) and time.time() < deadline:
+        time.sleep(0.1)
+    assert _processes_mentioning(str(run_dir)) == []
+    # They stopped mid-run (orphans would have trained on to the end and saved final weights).
+    assert not (run_dir / "final").exists() and json.loads((run_dir / "status.json").read_text())["step"] < 30
+
+    report = run_study(spec_file, study, progress=False)
     assert [o.outcome for o in report.outcomes] == ["finished"], report.outcomes
     rows, evaluations = _rows(study)
-    run_dir = study / rows[0]["run_dir"]
     metrics = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
-    assert metrics[-1]["processes"] == 2 and [m["step"] for m in metrics] == [1, 2, 3, 4]
-    assert "torch.distributed.run" in (run_dir / "train.log").read_text()
-    assert [(e["step"], e["metric"]) for e in evaluations] == [(2, "tifa"), (4, "tifa")]
-    assert rows[0]["images_per_s"] > 0
+    assert metrics[-1]["processes"] == 2 and [m["step"] for m in metrics] == list(range(1, 31))
+    assert (run_dir / "train.log").read_text().count("torch.distributed.run") == 2  # two attempts
+    assert [(e["step"], e["metric"]) for e in evaluations] == [(30, "tifa")]
+    assert rows[0]["attempts"] == 2 and rows[0]["images_per_s"] > 0
 
 
 def test_the_submitit_local_executor_runs_a_study_whose_job_records_its_own_result(tmp_path):

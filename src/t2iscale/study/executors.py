@@ -78,6 +78,29 @@ class LocalExecutor:
         )
 
 
+def _die_with_this_process():
+    """A `preexec_fn` that makes the child get SIGTERM when this process dies, even by SIGKILL (Linux prctl).
+
+    The claim of a run dies with its runner, so another runner may take the run over; a trainer left running
+    would then train it twice. A launcher such as torchrun stops its workers on SIGTERM. Elsewhere: None.
+    """
+    if not sys.platform.startswith("linux"):
+        return None
+    import ctypes
+    import signal
+
+    libc = ctypes.CDLL(None, use_errno=True)  # loaded here, not between fork and exec
+    parent = os.getpid()
+    set_parent_death_signal = 1  # PR_SET_PDEATHSIG
+
+    def preexec() -> None:
+        libc.prctl(set_parent_death_signal, signal.SIGTERM)
+        if os.getppid() != parent:  # the runner died before the prctl took effect
+            os._exit(1)
+
+    return preexec
+
+
 class SubprocessTrainer:
     """Trains a run with `[launcher...] -m t2iscale.cli train --config <run>/config.json`; output in train.log."""
 
@@ -97,7 +120,11 @@ class SubprocessTrainer:
             log.write(f"$ {shlex.join(command)}\n")
             log.flush()
             completed = subprocess.run(
-                command, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **self.env}
+                command,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env={**os.environ, **self.env},
+                preexec_fn=_die_with_this_process(),
             )
         if completed.returncode == 0:
             return
