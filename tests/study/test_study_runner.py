@@ -201,3 +201,46 @@ def test_reading_a_folder_that_is_not_a_study_names_it(tmp_path):
         with pytest.raises(UserError, match=f"{tmp_path} is not a study folder"):
             read(tmp_path)
     assert main(["study", "status", str(tmp_path / "nowhere")]) == 2
+
+
+def test_importing_results_is_idempotent_and_a_non_finite_value_is_no_point(tmp_path):
+    (planned,), _ = register_study(load_spec(tiny_spec(backbones=["sdxl-c8-td1_1"])), tmp_path / "study")
+    run_dir = tmp_path / "study" / "runs" / planned.run_id
+    assert json.loads((run_dir / "config.json").read_text())["run_dir"] == str(run_dir.absolute())
+    (run_dir / "eval").mkdir()
+    records = [
+        {
+            "step": 2,
+            "images_seen": 16,
+            "train_flops": 1e9,
+            "metric": "tifa",
+            "value": 0.5,
+            "categories": {"colors": 0.25},
+        },
+        {
+            "step": 4,
+            "images_seen": 32,
+            "train_flops": 2e9,
+            "metric": "tifa",
+            "value": float("nan"),
+            "categories": {},
+        },
+        {
+            "step": 4,
+            "images_seen": 32,
+            "train_flops": 2e9,
+            "metric": "oracle_fid",
+            "value": 12.5,
+            "categories": {},
+        },
+    ]
+    (run_dir / "eval" / "eval.jsonl").write_text("".join(json.dumps(record) + "\n" for record in records))
+    for _ in range(2):
+        assert main(["study", "sync", str(tmp_path / "study")]) == 0
+        with StudyRegistry(tmp_path / "study") as registry:
+            assert len(registry.evaluations()) == 3
+    assert study_metrics(tmp_path / "study") == ["oracle_fid", "tifa"]
+    (tifa,) = load_curves(tmp_path / "study", "tifa")
+    assert (tifa.steps, tifa.values, tifa.category) == ((2,), (0.5,), {"colors": (0.25,)})
+    (fid,) = load_curves(tmp_path / "study", "oracle_fid")
+    assert (fid.steps, fid.values, fid.dataset_noun_pairs > 0) == ((4,), (12.5,), True)

@@ -75,7 +75,7 @@ CREATE TABLE IF NOT EXISTS evaluations (
     images_seen INTEGER,
     train_flops REAL,
     metric TEXT NOT NULL,
-    value REAL NOT NULL,
+    value REAL,  -- NULL when the metric was not finite (SQLite stores NaN as NULL)
     categories TEXT NOT NULL DEFAULT '{}',
     chance_level REAL,
     PRIMARY KEY (run_id, step, metric)

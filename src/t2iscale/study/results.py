@@ -99,7 +99,11 @@ def load_curves(study_dir: str | Path, metric: str = "tifa") -> list[Curve]:
     varying = varying_axes(records)
     curves = []
     for record in records:
-        evaluations = sorted(by_run.get(record.run_id, []), key=lambda row: row["step"])
+        # A non-finite value (stored as NULL) is no point on a curve.
+        evaluations = sorted(
+            (row for row in by_run.get(record.run_id, []) if row["value"] is not None),
+            key=lambda row: row["step"],
+        )
         if not evaluations:
             continue
         categories = [json.loads(row["categories"] or "{}") for row in evaluations]

@@ -88,6 +88,12 @@ def format_duration(seconds: float | None) -> str:
     return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{seconds:02d}s"
 
 
+def _metric_cell(entry: dict | None) -> str:
+    if entry is None:
+        return f"{'-':>10}"
+    return f"{'nan':>10}" if entry["value"] is None else f"{entry['value']:>10.4f}"
+
+
 def format_status(study_dir: str | Path, rows: list[dict]) -> str:
     metrics = sorted({metric for row in rows for metric in row["metrics"]})
     counts: dict[str, int] = {}
@@ -100,9 +106,7 @@ def format_status(study_dir: str | Path, rows: list[dict]) -> str:
         header + f"  {'elapsed':>9}  {'img/s':>8}",
     ]
     for row in rows:
-        values = "".join(
-            f"{row['metrics'][m]['value']:>10.4f}" if m in row["metrics"] else f"{'-':>10}" for m in metrics
-        )
+        values = "".join(_metric_cell(row["metrics"].get(m)) for m in metrics)
         speed = f"{row['images_per_s']:>8.1f}" if row["images_per_s"] is not None else f"{'-':>8}"
         lines.append(
             f"{row['run_id']:<{width}}  {row['status']:<10} {str(row['step']) + '/' + str(row['total_steps']):>13}  "
