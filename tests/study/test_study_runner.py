@@ -244,3 +244,28 @@ def test_importing_results_is_idempotent_and_a_non_finite_value_is_no_point(tmp_
     assert (tifa.steps, tifa.values, tifa.category) == ((2,), (0.5,), {"colors": (0.25,)})
     (fid,) = load_curves(tmp_path / "study", "oracle_fid")
     assert (fid.steps, fid.values, fid.dataset_noun_pairs > 0) == ((4,), (12.5,), True)
+
+
+def test_a_slurm_job_stopped_for_requeue_frees_its_claim_for_the_requeued_job(tmp_path, monkeypatch):
+    from t2iscale.study.executors import StudyJob
+    from t2iscale.study.ownership import owner_id
+
+    spec = load_spec(tiny_spec(backbones=["sdxl-c8-td1_1"], executor={"kind": "slurm", "cluster": "local"}))
+    (planned,), _ = register_study(spec, tmp_path / "study")
+    with StudyRegistry(tmp_path / "study") as registry:
+        assert registry.claim(planned.run_id, owner_id(), stale_after_s=600).claimed
+    # What submitit does on timeout or preemption: call the job's checkpoint() inside the job, then requeue it.
+    for key, value in {
+        "SUBMITIT_EXECUTOR": "local",
+        "SUBMITIT_LOCAL_JOB_ID": "7",
+        "SUBMITIT_LOCAL_GLOBALID": "0",
+    }.items():
+        monkeypatch.setenv(key, value)
+    job = StudyJob(str(tmp_path / "study"), planned.run_id, spec.executor.model_dump(mode="json"))
+    resubmission = job.checkpoint()
+    assert resubmission.function is job
+    row = load_runs(tmp_path / "study")[0]
+    assert row.status == "queued"
+    with StudyRegistry(tmp_path / "study") as registry:
+        claim = registry.claim(planned.run_id, "node-2:77", stale_after_s=600)  # the requeued job, elsewhere
+    assert claim.claimed and claim.reason == "new"

@@ -199,10 +199,11 @@ class StudyJob:
     (`checkpoint`) releases the claim, so the requeued job can claim the run again at once.
     """
 
-    def __init__(self, study_dir: str, run_id: str, spec_json: dict):
+    def __init__(self, study_dir: str, run_id: str, spec_json: dict, retry_diverged: bool = False):
         self.study_dir = str(study_dir)
         self.run_id = run_id
         self.spec_json = spec_json
+        self.retry_diverged = retry_diverged
 
     @property
     def spec(self) -> SlurmExecutorSpec:
@@ -240,6 +241,7 @@ class StudyJob:
             trainer,
             heartbeat_s=spec.heartbeat_s,
             stale_after_s=spec.stale_after_min * 60,
+            retry_diverged=self.retry_diverged,
             on_claim=tell_other_tasks,
         )
 
@@ -261,6 +263,8 @@ class StudyJob:
         """submitit calls this on timeout or preemption, before requeueing the job: free the claim."""
         import submitit
 
+        if submitit.JobEnvironment().global_rank != 0:  # task 0 holds the claim
+            return submitit.helpers.DelayedSubmission(self, *args, **kwargs)
         try:
             with StudyRegistry(self.study_dir) as registry:
                 registry.import_results(self.run_id)
@@ -315,7 +319,10 @@ class SlurmExecutor:
                 registry.mark_queued(run_id, None)
             try:
                 with executor.batch():
-                    jobs = [executor.submit(StudyJob(str(study_dir), run_id, spec_json)) for run_id in submit]
+                    jobs = [
+                        executor.submit(StudyJob(str(study_dir), run_id, spec_json, retry_diverged))
+                        for run_id in submit
+                    ]
             except Exception as error:
                 for run_id in submit:
                     registry.release_queued(run_id, f"submission failed: {error}")
