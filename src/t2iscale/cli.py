@@ -16,6 +16,7 @@ from t2iscale.errors import UserError
 
 # Order = order in `t2iscale --help`, which follows the data flow of DESIGN.md.
 COMMAND_MODULES = [
+    "t2iscale.demo",
     "t2iscale.zoo.cli",
     "t2iscale.bench.cli",
     "t2iscale.data.cli",

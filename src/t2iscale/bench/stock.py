@@ -78,7 +78,7 @@ class StockTrainStep:
     def __init__(self, model: nn.Module, recipe, device: torch.device, autocast_dtype: torch.dtype | None):
         self.model = model.train()
         self.device, self.autocast_dtype = device, autocast_dtype
-        self.grad_clip = recipe.grad_clip
+        self.grad_clip = recipe.grad_clip if recipe.clips_gradients else None
         self.noise_scheduler = DDPMScheduler(**_schedule_kwargs())
         self.optimizer = torch.optim.AdamW(
             model.parameters(),

@@ -93,13 +93,26 @@ class RecipeConfig(Strict):
     caption_dropout: float = Field(
         0.1, ge=0, le=1, description="fraction of captions replaced by '' (for CFG)"
     )
-    grad_clip: float | None = Field(1.0, gt=0, description="max global gradient norm; null disables")
+    grad_clip: float | None = Field(
+        1.0, ge=0, description="max global gradient norm; 0 or null disables (TOML has no null)"
+    )
     ema_decay: float | None = Field(
-        0.9999, gt=0, lt=1, description="EMA of weights; null disables (eval uses non-EMA)"
+        0.9999,
+        ge=0,
+        lt=1,
+        description="EMA of the weights; 0 or null disables (evaluation uses non-EMA weights)",
     )
     compile: bool = Field(False, description="torch.compile the backbone")
     channels_last: bool = Field(False, description="channels-last memory format for conv backbones")
     gradient_checkpointing: bool = Field(False, description="trade compute for activation memory")
+
+    @property
+    def uses_ema(self) -> bool:
+        return bool(self.ema_decay)
+
+    @property
+    def clips_gradients(self) -> bool:
+        return bool(self.grad_clip)
 
 
 class BudgetConfig(Strict):
