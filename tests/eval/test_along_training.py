@@ -2,6 +2,10 @@
 
 import json
 
+import pytest
+import torch
+
+from t2iscale.errors import UserError
 from t2iscale.study.single_run import run_training
 from t2iscale.train.config import validate_config
 from t2iscale.train.jsonl import read_jsonl
@@ -41,3 +45,25 @@ def test_evaluates_every_n_steps_once_and_again_after_a_kill_before_the_evaluati
     run_training(config, progress=False)
     assert [r["step"] for r in read_jsonl(log)] == [2, 4]
     assert read_jsonl(log)[-1]["value"] == final["value"]  # same weights, prompts and seeds: same score
+
+
+def test_evaluation_on_ema_weights_swaps_them_in_and_back(tmp_path):
+    from safetensors.torch import load_file
+
+    def final(run):
+        return load_file(tmp_path / run / "final" / "backbone" / "diffusion_pytorch_model.safetensors")
+
+    for run, use_ema in (("plain", False), ("ema", True)):
+        raw = {**TINY, "run_dir": str(tmp_path / run), "recipe": {**TINY["recipe"], "ema_decay": 0.5}}
+        raw["eval"] = {**TINY["eval"], "use_ema": use_ema}
+        run_training(validate_config(raw), progress=False)
+    plain, ema = final("plain"), final("ema")
+    # Training continued on the trained weights, not on the EMA copy used for evaluation.
+    assert all(torch.equal(plain[name], ema[name]) for name in plain)
+    assert len(read_jsonl(tmp_path / "ema" / "eval" / "eval.jsonl")) == 2
+
+
+def test_ema_evaluation_without_ema_weights_is_a_config_error(tmp_path):
+    raw = {**TINY, "run_dir": str(tmp_path / "run"), "eval": {**TINY["eval"], "use_ema": True}}
+    with pytest.raises(UserError, match="eval.use_ema needs EMA weights"):
+        validate_config(raw)

@@ -72,7 +72,9 @@ def test_prepare_train_sample_and_generate_on_prepared_latents(tmp_path, capsys)
 
     # The evaluation's generate step writes images and a manifest for a TIFA-format prompt file.
     prompts = tmp_path / "prompts.json"
-    prompts.write_text(json.dumps([{"id": "p1", "caption": "a red circle"}, {"id": "p2", "caption": "a square"}]))
+    prompts.write_text(
+        json.dumps([{"id": "p1", "caption": "a red circle"}, {"id": "p2", "caption": "a square"}])
+    )
     out = tmp_path / "generated"
     code = main(
         ["eval", "generate", "--run", str(run), "--prompts", str(prompts), "--seeds", "0,1", "--steps", "2",
@@ -80,5 +82,10 @@ def test_prepare_train_sample_and_generate_on_prepared_latents(tmp_path, capsys)
     )  # fmt: skip
     assert code == 0
     entries = read_manifest(out / "manifest.jsonl")
-    assert sorted((entry.prompt_id, entry.seed) for entry in entries) == [("p1", 0), ("p1", 1), ("p2", 0), ("p2", 1)]
+    assert sorted((entry.prompt_id, entry.seed) for entry in entries) == [
+        ("p1", 0),
+        ("p1", 1),
+        ("p2", 0),
+        ("p2", 1),
+    ]
     assert "score them with" in capsys.readouterr().out

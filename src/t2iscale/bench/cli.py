@@ -72,7 +72,14 @@ def register(subparsers):
     parser.add_argument("--text-len", type=int, default=PAPER_SETTING.text_len, help="text context tokens")
     parser.add_argument("--steps", type=int, default=20, help="timed calls per measurement")
     parser.add_argument("--warmup", type=int, default=5, help="untimed calls after the first call")
-    parser.add_argument("--compile", action="store_true", help="torch.compile the toolkit's backbone")
+    parser.add_argument(
+        "--compile",
+        nargs="?",
+        const="regional",
+        default="off",
+        choices=("off", "full", "regional"),
+        help="torch.compile the toolkit's backbone: each repeated block (regional, the bare flag) or whole (full)",
+    )
     parser.add_argument(
         "--channels-last", action="store_true", help="channels-last memory format for the toolkit's backbone"
     )

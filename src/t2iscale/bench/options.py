@@ -52,7 +52,7 @@ class BenchOptions:
     text_len: int = PAPER_SETTING.text_len
     steps: int = 20  # timed repetitions per measurement
     warmup: int = 5  # untimed repetitions after the first one
-    compile: bool = False
+    compile: str = "off"  # off, full or regional (t2iscale.train.compile)
     channels_last: bool = False
     precision: str = "bf16"
     device: str = "auto"

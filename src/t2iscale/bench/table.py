@@ -64,7 +64,7 @@ def table_text(report: BenchReport) -> str:
         f"device: {device['type']} {device['name']}; peak {device['peak_tflops']:.4g} TFLOP/s "
         f"({device['peak_source']})",
         f"precision: {options.precision}{' autocast over fp32 weights' if options.precision == 'bf16' else ''}; "
-        f"compile {'on' if options.compile else 'off'}; channels-last {'on' if options.channels_last else 'off'} "
+        f"compile {options.compile}; channels-last {'on' if options.channels_last else 'off'} "
         "(toolkit rows; stock rows never)",
         f"setting: {space}, text {options.text_len} x {options.text_dim}; {options.steps} timed calls after "
         f"1 first call and {options.warmup} warm-up calls",

@@ -24,6 +24,7 @@ from t2iscale.bench.options import BenchOptions
 from t2iscale.bench.workload import Workload
 from t2iscale.diffusion.objectives import make_objective
 from t2iscale.errors import UserError
+from t2iscale.train.compile import compile_backbone
 from t2iscale.train.model import DenoisingModel, PrecomputedTextConditioner
 from t2iscale.train.sources import Batch
 from t2iscale.train.text_to_image import TextToImage
@@ -41,8 +42,7 @@ def build_backbone(name: str, setting: Setting, options: BenchOptions, device: t
     backbone = build(name, setting, device=device).eval()
     if options.channels_last:
         backbone.to(memory_format=torch.channels_last)
-    if options.compile:
-        backbone.model.compile()
+    compile_backbone(backbone, options.compile)
     return backbone
 
 
@@ -105,7 +105,10 @@ class ToolkitTraining:
         # Prepared real data: precomputed text, the stored empty caption for dropped captions.
         conditioner = PrecomputedTextConditioner(workloads[0].empty_ctx, workloads[0].empty_mask)
         model = DenoisingModel(backbone, conditioner, self.objective).to(device)
-        self.step = TrainStep(model, self.recipe, self.accelerator, micro_batch, accumulation)
+        # The benchmark times steady-state steps; the schedule length only matters for a cosine decay.
+        self.step = TrainStep(
+            model, self.recipe, self.accelerator, micro_batch, accumulation, total_steps=10**9
+        )
         self.step.model.train()
         # CPU batches, moved by TrainStep as in the loop; several, so no step reuses the previous one's inputs.
         self.batches = [Batch(x0=w.x0, text_ctx=w.text_ctx, text_mask=w.text_mask) for w in workloads]

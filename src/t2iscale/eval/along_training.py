@@ -64,6 +64,18 @@ class EvaluateAlongTraining:
         )
 
     def evaluate(self, context: HookContext) -> list[dict]:
+        if not self.config.eval.use_ema:  # the paper's protocol: the trained (non-EMA) weights
+            return self.generate_and_score(context)
+        # Swap the EMA weights in for the evaluation only, then put the trained weights back.
+        trained = [p for p in context.components.model.parameters() if p.requires_grad]
+        context.ema.store(trained)
+        context.ema.copy_to(trained)
+        try:
+            return self.generate_and_score(context)
+        finally:
+            context.ema.restore(trained)
+
+    def generate_and_score(self, context: HookContext) -> list[dict]:
         from t2iscale.eval.score import score_images
 
         evaluation = self.config.eval

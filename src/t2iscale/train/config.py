@@ -14,7 +14,7 @@ import json
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from t2iscale.data.caption_policy import CAPTION_POLICIES
 from t2iscale.errors import UserError
@@ -78,7 +78,10 @@ class TextConfig(Strict):
 class RecipeConfig(Strict):
     objective: str = Field("ddpm-eps", description="ddpm-eps (paper), ddpm-v or flow")
     lr: float = Field(8e-5, gt=0)
-    warmup_steps: int = Field(10_000, ge=0, description="linear warm-up, then constant (paper)")
+    warmup_steps: int = Field(10_000, ge=0, description="linear warm-up, then the lr_schedule (paper: 10k)")
+    lr_schedule: Literal["constant", "cosine"] = Field(
+        "constant", description="after warm-up: constant (paper) or cosine decay to 0 at budget.total_steps"
+    )
     adam_beta1: float = 0.9
     adam_beta2: float = 0.999
     weight_decay: float = Field(0.01, ge=0)
@@ -102,9 +105,18 @@ class RecipeConfig(Strict):
         lt=1,
         description="EMA of the weights; 0 or null disables (evaluation uses non-EMA weights)",
     )
-    compile: bool = Field(False, description="torch.compile the backbone")
+    compile: Literal["off", "full", "regional"] = Field(
+        "off",
+        description="torch.compile the backbone: whole (full) or each repeated block (regional, fast to compile)",
+    )
     channels_last: bool = Field(False, description="channels-last memory format for conv backbones")
     gradient_checkpointing: bool = Field(False, description="trade compute for activation memory")
+
+    @field_validator("compile", mode="before")
+    @classmethod
+    def _compile_from_bool(cls, value):
+        # true / false read as "full" / "off", so a plain boolean in a config file keeps working.
+        return {True: "full", False: "off"}.get(value, value) if isinstance(value, bool) else value
 
     @property
     def uses_ema(self) -> bool:
@@ -150,6 +162,12 @@ class TrainConfig(Strict):
     recipe: RecipeConfig = Field(default_factory=RecipeConfig)
     budget: BudgetConfig
     eval: EvalConfig = Field(default_factory=EvalConfig)
+
+    @model_validator(mode="after")
+    def _ema_for_evaluation(self):
+        if self.eval.use_ema and not self.recipe.uses_ema:
+            raise ValueError("eval.use_ema needs EMA weights: set recipe.ema_decay (e.g. 0.999)")
+        return self
 
     def to_json(self) -> str:
         return json.dumps(self.model_dump(mode="json"), indent=2, sort_keys=False)

@@ -48,6 +48,7 @@ class HookContext:
     accelerator: object
     components: RunComponents
     final: bool
+    ema: object | None = None  # diffusers EMAModel of the trained parameters, when the recipe keeps one
 
 
 @dataclass
@@ -132,7 +133,9 @@ def train(config: TrainConfig, hooks: Sequence[Hook] = (), progress: bool = True
     train_gflops_per_image = components.accounting.train_gflops_per_image
 
     # --- Stage 3: optimizer, learning-rate schedule, EMA (TrainStep: shared with `t2iscale bench`) -------------
-    train_step = TrainStep(components.model, recipe, accelerator, micro_batch, accumulation)
+    train_step = TrainStep(
+        components.model, recipe, accelerator, micro_batch, accumulation, budget.total_steps
+    )
 
     # --- Stage 4: resume from the last complete checkpoint ----------------------------------------------------
     step, images_seen, resumed_from = 0, 0, 0
@@ -165,6 +168,7 @@ def train(config: TrainConfig, hooks: Sequence[Hook] = (), progress: bool = True
                     accelerator=accelerator,
                     components=components,
                     final=final,
+                    ema=train_step.ema,
                 )
                 hook.callback(context)
                 train_step.model.train()

@@ -10,13 +10,22 @@ import contextlib
 
 import torch
 
+from t2iscale.train.compile import compile_backbone
 from t2iscale.train.model import DenoisingModel
 from t2iscale.train.optim import make_lr_schedule, make_optimizer
 from t2iscale.train.sources import Batch
 
 
 class TrainStep:
-    def __init__(self, model: DenoisingModel, recipe, accelerator, micro_batch: int, accumulation: int):
+    def __init__(
+        self,
+        model: DenoisingModel,
+        recipe,
+        accelerator,
+        micro_batch: int,
+        accumulation: int,
+        total_steps: int,
+    ):
         self.recipe, self.accelerator = recipe, accelerator
         self.micro_batch, self.accumulation = micro_batch, accumulation
         device = accelerator.device
@@ -27,7 +36,7 @@ class TrainStep:
         self.parameters = [p for p in model.parameters() if p.requires_grad]
         optimizer = make_optimizer(self.parameters, recipe, device)
         # The schedule is stepped here once per optimizer step (accelerate would step it once per process).
-        self.lr_schedule = make_lr_schedule(optimizer, recipe)
+        self.lr_schedule = make_lr_schedule(optimizer, recipe, total_steps)
         self.model, self.optimizer = accelerator.prepare(model, optimizer)
         accelerator.register_for_checkpointing(self.lr_schedule)
         self.ema = None
@@ -39,8 +48,7 @@ class TrainStep:
             self.ema = EMAModel(self.parameters, decay=recipe.ema_decay, foreach=True)
             self.ema.to(device)
             accelerator.register_for_checkpointing(self.ema)
-        if recipe.compile:
-            model.backbone.model.compile()
+        compile_backbone(model.backbone, recipe.compile)
 
     @property
     def lr(self) -> float:

@@ -1,0 +1,56 @@
+"""`t2iscale demo` end to end with a few-step budget: parallel workers, evaluation, fits, report, summary.json.
+
+The real demo's bars (largest model >= chance + 0.25, Spearman >= 0.8) need its full 10-minute budget; they are
+measured by running `make demo` (README), not here. This test checks the whole path and the summary's contents.
+"""
+
+import json
+
+from t2iscale.cli import main
+from t2iscale.train.jsonl import read_jsonl
+
+FEW_STEPS = [
+    "--set=base.budget.total_steps=4",
+    "--set=base.budget.checkpoint_every_steps=2",
+    "--set=base.budget.log_every_steps=2",
+    "--set=base.eval.every_steps=2",
+    "--set=base.eval.sampler_steps=2",
+    "--set=base.eval.per_category=1",
+    "--set=base.data.resolution=16",
+    "--set=base.recipe.global_batch=4",
+]
+
+
+def test_demo_trains_the_ladder_fits_reports_and_resumes(tmp_path, capsys):
+    out = tmp_path / "demo"
+    assert main(["demo", "--out", str(out), "--quiet", "--workers", "2", *FEW_STEPS]) == 0
+    printed = capsys.readouterr().out
+    assert "Spearman(params, TIFA)" in printed and "report.html" in printed
+
+    summary = json.loads((out / "summary.json").read_text())
+    models = summary["models"]
+    assert len(models) >= 4
+    assert [model["params"] for model in models] == sorted(model["params"] for model in models)
+    assert all(0.0 <= model["final_tifa"] <= 1.0 for model in models)
+    assert 0.3 < summary["chance_level"] < 0.6
+    assert -1.0 <= summary["spearman_params_tifa"] <= 1.0
+    assert set(summary["fits"]) == {"compute", "params"}
+    assert set(summary["bars"]) == {
+        "largest_margin_over_chance",
+        "largest_margin_over_chance_ok",
+        "spearman_ok",
+    }
+    assert summary["elapsed_s"] > 0
+    assert (out / "report" / "report.html").is_file()
+
+    # Every run was trained by exactly one worker, once: each step logged once.
+    for model in models:
+        steps = [record["step"] for record in read_jsonl(out / "runs" / model["run_id"] / "metrics.jsonl")]
+        assert steps == [2, 4]
+
+    # Running it again trains nothing and gives the same models and scores.
+    assert main(["demo", "--out", str(out), "--quiet", *FEW_STEPS]) == 0
+    again = json.loads((out / "summary.json").read_text())
+    assert [(m["run_id"], m["final_tifa"]) for m in again["models"]] == [
+        (m["run_id"], m["final_tifa"]) for m in models
+    ]
