@@ -50,3 +50,16 @@ def test_toml_and_json_files_load_and_report_their_errors(tmp_path):
         load_config(broken)
     with pytest.raises(UserError, match="not found"):
         load_config(tmp_path / "missing.toml")
+
+
+def test_a_text_length_that_cuts_the_worlds_captions_warns():
+    from t2iscale.train.components import shapes_texts, warn_if_truncated
+
+    texts = shapes_texts("tiny", sample_images=200)
+    with pytest.warns(UserWarning, match=r"text\.max_length=8 truncates \d+% of this world's captions"):
+        warn_if_truncated(texts, 8)
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        warn_if_truncated(texts, 32)  # the default fits the tiny world's longest caption

@@ -5,6 +5,7 @@ The loop, the benchmark and sampling all build through here, so they train and s
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -56,15 +57,14 @@ class RunComponents:
             ema.restore(trained)
 
 
-def shapes_vocabulary(world, sample_images: int = 500) -> list[str]:
-    """Every word the learned encoder should know: captions of a fixed sample of the world, and the eval prompts.
+def shapes_texts(world, sample_images: int = 500) -> list[str]:
+    """Captions of a fixed sample of the world (every policy's candidates) and its evaluation prompts.
 
-    A function of the world alone, so every run of a study (any data size, seed or caption policy) has the same
-    text encoder.
+    A function of the world alone, so every run of a study (any data size, seed or caption policy) builds the same
+    text encoder from it.
     """
     from t2iscale.data.shapes import ShapesDataset
     from t2iscale.data.shapes.prompts import eval_prompt_set
-    from t2iscale.text.word_tokenizer import split_words
 
     sample = ShapesDataset(world, seed=0, size=sample_images, policy="mix", resolution=16)
     texts = []
@@ -73,7 +73,33 @@ def shapes_vocabulary(world, sample_images: int = 500) -> list[str]:
         texts.append(captions.alt)
         texts.extend(captions.synthetic)
     texts.extend(prompt.caption for prompt in eval_prompt_set(world).prompts)
-    return sorted({word for text in texts for word in split_words(text)})
+    return texts
+
+
+def warn_if_truncated(texts: list[str], max_length: int) -> None:
+    """A caption cut at text.max_length loses its end (in the shapes world: the relation clause), silently."""
+    from t2iscale.text.word_tokenizer import split_words
+
+    lengths = [len(split_words(text)) + 1 for text in texts]  # + the [BOS] token
+    cut = sum(length > max_length for length in lengths)
+    if cut:
+        warnings.warn(
+            f"text.max_length={max_length} truncates {cut / len(lengths):.0%} of this world's captions "
+            f"(the longest has {max(lengths)} tokens); raise text.max_length",
+            stacklevel=2,
+        )
+
+
+def build_learned_text_encoder(world, text):
+    from t2iscale.text.learned import LearnedTextEncoder
+    from t2iscale.text.word_tokenizer import split_words
+
+    texts = shapes_texts(world)
+    warn_if_truncated(texts, text.max_length)
+    vocabulary = sorted({word for caption in texts for word in split_words(caption)})
+    return LearnedTextEncoder(
+        vocabulary, dim=text.dim, max_length=text.max_length, layers=text.layers, heads=text.heads
+    )
 
 
 def build_components(
@@ -82,15 +108,7 @@ def build_components(
     data, text = config.data, config.text
     if data.kind == "shapes":
         source = ShapesSource(data, run_seed=config.seed)
-        from t2iscale.text.learned import LearnedTextEncoder
-
-        encoder = LearnedTextEncoder(
-            shapes_vocabulary(source.dataset.world),
-            dim=text.dim,
-            max_length=text.max_length,
-            layers=text.layers,
-            heads=text.heads,
-        )
+        encoder = build_learned_text_encoder(source.dataset.world, text)
         conditioner = LearnedTextConditioner(encoder)
         setting = source.setting(text_dim=text.dim, text_len=text.max_length)
     else:

@@ -66,7 +66,9 @@ class TextConfig(Strict):
     # The data decides the kind: the shapes world trains a small learned encoder jointly; prepared data carries
     # embeddings of a frozen pretrained encoder (its folder is needed again only to sample new prompts).
     dim: int = Field(64, ge=8, description="learned encoder width")
-    max_length: int = Field(16, ge=4, description="learned encoder tokens per caption")
+    max_length: int = Field(
+        32, ge=4, description="learned encoder tokens per caption; longer ones are cut, with a warning"
+    )
     layers: int = Field(2, ge=1)
     heads: int = Field(4, ge=1)
     path: str | None = Field(

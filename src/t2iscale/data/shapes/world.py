@@ -177,6 +177,21 @@ WORLD_PRESETS: dict[str, dict] = {
         "min_objects": 1,
         "max_objects": 2,
     },
+    # The CPU demo's world (`t2iscale demo`): two shapes whose silhouettes stay apart at 20 px (a square and a
+    # triangle; a 7 px circle is a rounded square), three colors, larger objects. Every GenEval category still
+    # exists; the tiny models of a 10-minute CPU study can learn its bindings.
+    "demo": {
+        "name": "demo",
+        "shapes": ("square", "triangle"),
+        "colors": {
+            "red": (220, 40, 40),
+            "green": (40, 170, 60),
+            "blue": (40, 80, 220),
+        },
+        "sizes": {"large": 0.38},
+        "min_objects": 1,
+        "max_objects": 2,
+    },
     "default": {
         "name": "default",
         "shapes": ("circle", "square", "triangle", "diamond", "cross"),
