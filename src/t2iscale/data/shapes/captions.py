@@ -179,11 +179,15 @@ def _synthetic(world: WorldConfig, groups: list[_Group], relations, rng: random.
     third = f"there {verb} " + join_list([varied.group(g) for g in order]) + "."
     third = " ".join(filter(None, [third, _relation_sentences(relations, varied)]))
 
-    # 4. relation first ("a red circle left of a blue square"), GenEval's position phrasing; else numerals.
+    # 4. relation first, GenEval's position phrasing, naming each object by the shortest description that picks
+    # it out ("a circle left of a square"; "a red circle left of a blue circle"): like a captioner that leaves out
+    # what the relation does not need. Without it, no training caption states a relation between bare shapes,
+    # and GenEval-style position prompts ("a photo of a circle left of a square") would be out of distribution.
+    # Else numerals.
     if relations:
         a, rel, b = relations[0]
         rest = [g for g in groups if not (len(g.members) == 1 and (_describes(a, g) or _describes(b, g)))]
-        fourth = f"{with_article(_full(a, groups, varied))} {varied.relation(rel)} {with_article(_full(b, groups, varied))}"
+        fourth = f"{with_article(varied.reference(a))} {varied.relation(rel)} {with_article(varied.reference(b))}"
         if rest:
             fourth += " and " + join_list([varied.group(g) for g in rest])
         fourth = " ".join([fourth + ".", _relation_sentences(relations[1:], varied)]).strip()
