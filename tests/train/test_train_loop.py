@@ -59,8 +59,9 @@ def test_gradient_accumulation_trains_the_same_model_as_the_full_batch(tmp_path)
     train(validate_config(full), progress=False)
     train(validate_config(accumulated), progress=False)
     a, b = final_weights(tmp_path / "full"), final_weights(tmp_path / "micro")
+    # Equal up to float32 summation order (~1e-6 on weights of order 0.1).
     for name in a:
-        torch.testing.assert_close(a[name], b[name], rtol=1e-4, atol=1e-6)
+        torch.testing.assert_close(a[name], b[name], rtol=1e-4, atol=1e-5)
 
 
 def test_loss_falls_on_the_shapes_world(tmp_path):

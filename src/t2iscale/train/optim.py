@@ -7,9 +7,9 @@ from diffusers.optimization import get_constant_schedule_with_warmup, get_cosine
 
 
 def make_optimizer(parameters, recipe, device: torch.device) -> torch.optim.Optimizer:
-    # Fused on CUDA: one kernel for all parameters. Elsewhere the multi-tensor (foreach) path, which torch picks by
-    # default only on CUDA (measured on CPU, sdxl-c6 at 20 px, batch 32: AdamW 16.8 -> 13.4 ms of a 155 ms step).
-    fused = {"fused": True} if device.type == "cuda" else {"foreach": True}
+    # The fused kernel updates all parameters in one pass (CUDA, and CPU since torch 2.4). On CPU it cut AdamW from
+    # 11.7 to 3.5 ms of a 90 ms step (measured, sdxl-c4 at 16 px, batch 32); other devices keep the default.
+    fused = {"fused": True} if device.type in ("cuda", "cpu") else {}
     return torch.optim.AdamW(
         parameters,
         lr=recipe.lr,
