@@ -187,7 +187,9 @@ def _synthetic(world: WorldConfig, groups: list[_Group], relations, rng: random.
     if relations:
         a, rel, b = relations[0]
         rest = [g for g in groups if not (len(g.members) == 1 and (_describes(a, g) or _describes(b, g)))]
-        fourth = f"{with_article(varied.reference(a))} {varied.relation(rel)} {with_article(varied.reference(b))}"
+        fourth = (
+            f"{with_article(varied.reference(a))} {varied.relation(rel)} {with_article(varied.reference(b))}"
+        )
         if rest:
             fourth += " and " + join_list([varied.group(g) for g in rest])
         fourth = " ".join([fourth + ".", _relation_sentences(relations[1:], varied)]).strip()

@@ -177,25 +177,6 @@ WORLD_PRESETS: dict[str, dict] = {
         "min_objects": 1,
         "max_objects": 2,
     },
-    # The CPU demo's world (`t2iscale demo`): the tiny world's vocabulary with larger objects (0.40 of the image
-    # side, packed closer), so that at 16 px a shape still spans 6-7 pixels. Measured on a 0.9M-parameter UNet
-    # after 800 steps: TIFA 0.65 against 0.59 on `tiny` at 20 px (same recipe, 8 seeds per prompt), at 0.7x the
-    # compute. The oracle is 99.8% right on its ground truth at 16 px and exact from 20 px up.
-    "demo": {
-        "name": "demo",
-        "shapes": ("circle", "square", "triangle"),
-        "colors": {
-            "red": (220, 40, 40),
-            "green": (40, 170, 60),
-            "blue": (40, 80, 220),
-            "yellow": (240, 220, 40),
-        },
-        "sizes": {"large": 0.40},
-        "min_objects": 1,
-        "max_objects": 2,
-        "object_gap": 0.06,
-        "border_margin": 0.02,
-    },
     "default": {
         "name": "default",
         "shapes": ("circle", "square", "triangle", "diamond", "cross"),
