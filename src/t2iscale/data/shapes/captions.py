@@ -207,12 +207,6 @@ def _describes(ref: str, group: _Group) -> bool:
     return words[-1] == group.shape and all(w in (group.color, group.size) for w in words[:-1])
 
 
-def _full(ref: str, groups: list[_Group], wording: _Wording) -> str:
-    """The full description (size, color, shape) of the singleton group a reference picks out."""
-    group = next(g for g in groups if len(g.members) == 1 and _describes(ref, g))
-    return " ".join(filter(None, [group.size, group.color, wording.shape(group.shape)]))
-
-
 def _alt(groups: list[_Group], rng: random.Random) -> str:
     if not groups:
         return rng.choice(FILLER_WORDS)
