@@ -40,16 +40,20 @@ Session = tuple[Callable[[], object], Callable[[], None]]
 
 
 def resolve_device(choice: str) -> torch.device:
+    """The device of `--device`; a CUDA device always with its index (torch.cuda.set_device needs one)."""
     if choice == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        choice = "cuda" if torch.cuda.is_available() else "cpu"
     try:
         device = torch.device(choice)
     except RuntimeError:
         raise UserError(f"--device {choice!r} is not a device (auto, cpu, cuda, cuda:N)") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise UserError(f"--device {choice}: CUDA is not available on this machine")
     if device.type not in ("cpu", "cuda"):
         raise UserError(f"--device {choice}: the benchmark runs on cpu or cuda")
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise UserError(f"--device {choice}: CUDA is not available on this machine")
+        if device.index is None:
+            device = torch.device("cuda", torch.cuda.current_device())
     return device
 
 
