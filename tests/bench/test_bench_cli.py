@@ -93,7 +93,7 @@ def test_table_with_fp32_channels_last_and_recipe_override(capsys):
     assert code == 0
     lines = out.splitlines()
     assert lines[0].startswith("device: cpu") and "TFLOP/s" in lines[0]
-    assert "precision: fp32" in out and "channels-last on" in out
+    assert "precision: fp32" in out and "channels-last on" in out and "CUDA graphs on" in out
     header_index = next(i for i, line in enumerate(lines) if line.startswith("measure"))
     header = lines[header_index]
     for column in ("median ms", "img/s", "MFU", "peak GiB", "first s", "time/first", "speed/stock"):

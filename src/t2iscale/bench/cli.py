@@ -22,7 +22,8 @@ weights. Measures (--measure, comma-separated):
 --baseline stock adds, per measure, the stock loop on the same config and batch: the plain diffusers model
 driven as diffusers' train_text_to_image.py / pipelines do (randn_like noise, DDPMScheduler.add_noise, MSE,
 backward, clipping, torch.optim.AdamW not fused, fp32 weights + bf16 autocast, no compile, no EMA; sampling:
-DDIMScheduler + CFG in a Python loop). auto (default): stock next to sampling only.
+DDIMScheduler + CFG in a Python loop). auto (default): stock next to sampling only. The toolkit's sampling
+replays its backbone from CUDA graphs on GPU, as evaluation does (--no-cuda-graphs: plain eager calls).
 
 Timing: the first call is timed alone (it includes torch.compile and other one-time work), then --warmup
 untimed calls, then --steps timed calls (CUDA events around each on GPU, the host clock on CPU); the table gives
@@ -35,7 +36,7 @@ and the benchmark goes on.
 
 examples:
   t2iscale bench sdxl sdxl-td4_4 --batch-sizes 1,8,64 --out bench.json
-  t2iscale bench sdxl --measure train --baseline stock --batch-sizes 64 --compile
+  t2iscale bench sdxl sdxl-td4_4 --measure train --baseline stock --batch-sizes 64
   t2iscale bench --sampling sdxl-td4_4 --batch-sizes 1,64 --steps 5
   t2iscale bench sdxl-c16-td1_2 --pixel --resolutions 32 --text-dim 64 --text-len 16 --device cpu"""
 
@@ -76,12 +77,19 @@ def register(subparsers):
         "--compile",
         nargs="?",
         const="regional",
-        default="off",
-        choices=("off", "full", "regional"),
-        help="torch.compile the toolkit's backbone: each repeated block (regional, the bare flag) or whole (full)",
+        default="auto",
+        choices=("auto", "off", "full", "regional"),
+        help="torch.compile the toolkit's backbone: each repeated block (regional, the bare flag), whole (full), "
+        "or as each path does by default (auto: training regional on CUDA, off on the CPU; forward and sampling off)",
     )
     parser.add_argument(
         "--channels-last", action="store_true", help="channels-last memory format for the toolkit's backbone"
+    )
+    parser.add_argument(
+        "--cuda-graphs",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="sampling: replay the toolkit's backbone from CUDA graphs, as evaluation does (CUDA only)",
     )
     parser.add_argument(
         "--precision",
@@ -134,6 +142,7 @@ def handle(args) -> int:
         warmup=args.warmup,
         compile=args.compile,
         channels_last=args.channels_last,
+        cuda_graphs=args.cuda_graphs,
         precision=args.precision,
         device=args.device,
         sampling_steps=args.sampling_steps,

@@ -52,8 +52,11 @@ class BenchOptions:
     text_len: int = PAPER_SETTING.text_len
     steps: int = 20  # timed repetitions per measurement
     warmup: int = 5  # untimed repetitions after the first one
-    compile: str = "off"  # off, full or regional (t2iscale.train.compile)
+    # auto: what each path does by default (training: regional on CUDA, off on the CPU; forward and sampling: off,
+    # as evaluation loads backbones uncompiled); off, full or regional: that, for every toolkit row.
+    compile: str = "auto"
     channels_last: bool = False
+    cuda_graphs: bool = True  # sampling: the evaluation's CUDA-graph replay of the backbone
     precision: str = "bf16"
     device: str = "auto"
     sampling_steps: int = 50  # DDIM steps (paper: 50)

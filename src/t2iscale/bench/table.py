@@ -56,6 +56,9 @@ def _row(m: Measurement) -> tuple[str, ...]:
     )
 
 
+COMPILE_DESCRIPTIONS = {"auto": "auto (train: regional on CUDA, off on CPU; forward, sampling: off)"}
+
+
 def table_text(report: BenchReport) -> str:
     options, device = report.options, report.device
     space = "pixels, 3 channels" if options.pixel else "latents (resolution / 8), 4 channels"
@@ -64,8 +67,8 @@ def table_text(report: BenchReport) -> str:
         f"device: {device['type']} {device['name']}; peak {device['peak_tflops']:.4g} TFLOP/s "
         f"({device['peak_source']})",
         f"precision: {options.precision}{' autocast over fp32 weights' if options.precision == 'bf16' else ''}; "
-        f"compile {options.compile}; channels-last {'on' if options.channels_last else 'off'} "
-        "(toolkit rows; stock rows never)",
+        f"compile {COMPILE_DESCRIPTIONS.get(options.compile, options.compile)}; channels-last {'on' if options.channels_last else 'off'}; "
+        f"sampling CUDA graphs {'on' if options.cuda_graphs else 'off'} (toolkit rows; stock rows never)",
         f"setting: {space}, text {options.text_len} x {options.text_dim}; {options.steps} timed calls after "
         f"1 first call and {options.warmup} warm-up calls",
         f"one call = forward: one forward pass; train: one optimizer step; sampling: one generate call ({sampler})",

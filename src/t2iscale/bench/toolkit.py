@@ -42,7 +42,8 @@ def build_backbone(name: str, setting: Setting, options: BenchOptions, device: t
     backbone = build(name, setting, device=device).eval()
     if options.channels_last:
         backbone.to(memory_format=torch.channels_last)
-    compile_backbone(backbone, options.compile)
+    # Evaluation and `t2iscale sample` load backbones uncompiled (and replay CUDA graphs instead): 'auto' is that.
+    compile_backbone(backbone, "off" if options.compile == "auto" else options.compile)
     return backbone
 
 
@@ -180,6 +181,7 @@ def sampling_call(backbone: Backbone, workload: Workload, options: BenchOptions)
         objective,
         LatentsToHost(clip_sample=backbone.setting.latent_factor == 1),
         autocast_dtype=autocast_dtype(options),
+        cuda_graphs=options.cuda_graphs,
     )
     batch = workload.batch_size
     captions, seeds = PrecomputedPrompts.captions(batch), list(range(batch))

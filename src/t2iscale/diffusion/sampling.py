@@ -18,6 +18,7 @@ prediction is uncond + g·(cond − uncond). g = 1 skips the unconditional half 
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Callable
 
 import torch
 from diffusers import DDIMScheduler, FlowMatchEulerDiscreteScheduler
@@ -90,8 +91,13 @@ def _guidance_context(
     return torch.cat([uncond_ctx, text_ctx.to(uncond_ctx.dtype)]), torch.cat([uncond_mask, text_mask])
 
 
+# The zoo's backbone signature: (x, t, text_ctx, text_mask) -> prediction; a Backbone module or a wrapper of one
+# (e.g. `t2iscale.diffusion.graphs.GraphedForward`).
+BackboneCall = Callable[..., torch.Tensor]
+
+
 def guided_prediction(
-    backbone: torch.nn.Module,
+    backbone: BackboneCall,
     x: torch.Tensor,
     timestep: float,
     context: torch.Tensor,
@@ -114,7 +120,7 @@ def guided_prediction(
 
 @torch.inference_mode()
 def sample(
-    backbone: torch.nn.Module,
+    backbone: BackboneCall,
     objective: Objective,
     noise: torch.Tensor,
     text_ctx: torch.Tensor,

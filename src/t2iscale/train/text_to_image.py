@@ -2,19 +2,21 @@
 
 Used by `t2iscale sample`, by the evaluation's generate step and by evaluation along training, so all three produce
 the same image for the same (weights, caption, seed): one RNG per seed (edm's generate.py), DDIM 50 steps with
-CFG 7.5 by default (the paper's evaluation protocol).
+CFG 7.5 by default (the paper's evaluation protocol). On CUDA the backbone's forward is replayed from CUDA graphs
+(`t2iscale.diffusion.graphs`), captured once per batch shape and kept for the generator's lifetime.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from t2iscale.diffusion.graphs import GraphedForward
 from t2iscale.diffusion.noise import initial_noise
 from t2iscale.diffusion.objectives import Objective, make_objective
 from t2iscale.diffusion.sampling import sample
@@ -55,10 +57,23 @@ class TextToImage:
     objective: Objective
     decoder: object  # x0 (B, C, h, w) -> uint8 (B, H, W, 3)
     autocast_dtype: torch.dtype | None = None
+    cuda_graphs: bool = True  # replay the backbone from CUDA graphs on CUDA (no effect elsewhere)
+    _forward: GraphedForward | None = field(default=None, init=False, repr=False)
 
     @property
     def device(self) -> torch.device:
         return next(self.backbone.parameters()).device
+
+    @property
+    def forward(self) -> GraphedForward:
+        """The backbone call the sampler makes; its graphs persist across `generate` calls."""
+        if self._forward is None:
+            self._forward = GraphedForward(self.backbone, enabled=self.cuda_graphs)
+        return self._forward
+
+    def release_graphs(self) -> None:
+        """Free the captured graphs' memory (they are captured again on the next CUDA `generate`)."""
+        self._forward = None
 
     @torch.inference_mode()
     def generate(
@@ -86,7 +101,7 @@ class TextToImage:
             noise = initial_noise(seeds[part], shape, device=self.device)  # (b, C, h, w)
             ctx, mask = self.text_encoder.encode(captions[part])  # (b, L, D), (b, L)
             x0 = sample(
-                self.backbone,
+                self.forward,
                 self.objective,
                 noise,
                 ctx,
