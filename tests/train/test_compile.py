@@ -56,3 +56,15 @@ def test_recipe_reads_booleans_as_compile_modes():
     assert RecipeConfig(compile=True).compile == "full"
     assert RecipeConfig(compile=False).compile == "off"
     assert RecipeConfig(compile="regional").compile == "regional"
+
+
+def test_auto_is_regional_on_cuda_and_off_on_the_cpu():
+    from t2iscale.train.compile import resolve_compile
+
+    assert RecipeConfig().compile == "auto"
+    assert resolve_compile("auto", torch.device("cuda")) == "regional"
+    assert resolve_compile("auto", torch.device("cpu")) == "off"
+    assert resolve_compile("full", torch.device("cpu")) == "full"
+    backbone = build("sdxl-c8-td1_1", SETTING)
+    assert compile_backbone(backbone, "auto") == 0  # a CPU backbone stays eager
+    assert not any(block._compiled_call_impl is not None for block in repeated_blocks(backbone.model))

@@ -107,9 +107,10 @@ class RecipeConfig(Strict):
         lt=1,
         description="EMA of the weights; 0 or null disables (evaluation uses non-EMA weights)",
     )
-    compile: Literal["off", "full", "regional"] = Field(
-        "off",
-        description="torch.compile the backbone: whole (full) or each repeated block (regional, fast to compile)",
+    compile: Literal["auto", "off", "full", "regional"] = Field(
+        "auto",
+        description="torch.compile the backbone: whole (full), each repeated block (regional, fast to compile), "
+        "or auto (regional on CUDA, off on the CPU)",
     )
     channels_last: bool = Field(False, description="channels-last memory format for conv backbones")
     gradient_checkpointing: bool = Field(False, description="trade compute for activation memory")
