@@ -58,13 +58,34 @@ def test_recipe_reads_booleans_as_compile_modes():
     assert RecipeConfig(compile="regional").compile == "regional"
 
 
-def test_auto_is_regional_on_cuda_and_off_on_the_cpu():
-    from t2iscale.train.compile import resolve_compile
+def test_auto_is_regional_on_cuda_for_large_backbones_only():
+    from t2iscale.train.compile import AUTO_COMPILE_MIN_PARAMS, resolve_compile
 
+    cuda, cpu = torch.device("cuda"), torch.device("cpu")
     assert RecipeConfig().compile == "auto"
-    assert resolve_compile("auto", torch.device("cuda")) == "regional"
-    assert resolve_compile("auto", torch.device("cpu")) == "off"
-    assert resolve_compile("full", torch.device("cpu")) == "full"
+    assert resolve_compile("auto", cuda, AUTO_COMPILE_MIN_PARAMS) == "regional"
+    assert resolve_compile("auto", cuda, AUTO_COMPILE_MIN_PARAMS - 1) == "off"
+    assert resolve_compile("auto", cpu, 10**10) == "off"
+    assert resolve_compile("full", cpu, 10) == "full"
     backbone = build("sdxl-c8-td1_1", SETTING)
     assert compile_backbone(backbone, "auto") == 0  # a CPU backbone stays eager
     assert not any(block._compiled_call_impl is not None for block in repeated_blocks(backbone.model))
+
+
+def test_eager_regions_switches_compiled_blocks_off_and_back_on():
+    from t2iscale.diffusion.graphs import has_compiled_regions
+    from t2iscale.train.compile import eager_regions
+
+    torch._dynamo.reset()
+    backbone = build("sdxl-c8-td1_1", SETTING)
+    compile_backbone(backbone, "regional", backend="aot_eager")
+    calls = {block: block._compiled_call_impl for block in repeated_blocks(backbone.model)}
+    with eager_regions(backbone) as same:
+        assert same is backbone and not has_compiled_regions(backbone)
+        with torch.no_grad():
+            assert backbone(*_inputs()).shape == (2, 3, 16, 16)
+    assert has_compiled_regions(backbone)
+    assert all(block._compiled_call_impl is call for block, call in calls.items())
+    with pytest.raises(RuntimeError), eager_regions(backbone):  # restored on errors too
+        raise RuntimeError("boom")
+    assert all(block._compiled_call_impl is call for block, call in calls.items())

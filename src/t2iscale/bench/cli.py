@@ -80,7 +80,8 @@ def register(subparsers):
         default="auto",
         choices=("auto", "off", "full", "regional"),
         help="torch.compile the toolkit's backbone: each repeated block (regional, the bare flag), whole (full), "
-        "or as each path does by default (auto: training regional on CUDA, off on the CPU; forward and sampling off)",
+        "or as each path does by default (auto: training regional on CUDA for 100M+ parameters; forward and "
+        "sampling off)",
     )
     parser.add_argument(
         "--channels-last", action="store_true", help="channels-last memory format for the toolkit's backbone"

@@ -52,7 +52,7 @@ class BenchOptions:
     text_len: int = PAPER_SETTING.text_len
     steps: int = 20  # timed repetitions per measurement
     warmup: int = 5  # untimed repetitions after the first one
-    # auto: what each path does by default (training: regional on CUDA, off on the CPU; forward and sampling: off,
+    # auto: what each path does by default (training: regional on CUDA from 100M parameters; forward and sampling: off,
     # as evaluation loads backbones uncompiled); off, full or regional: that, for every toolkit row.
     compile: str = "auto"
     channels_last: bool = False

@@ -56,7 +56,7 @@ def _row(m: Measurement) -> tuple[str, ...]:
     )
 
 
-COMPILE_DESCRIPTIONS = {"auto": "auto (train: regional on CUDA, off on CPU; forward, sampling: off)"}
+COMPILE_DESCRIPTIONS = {"auto": "auto (train: regional on CUDA from 100M params; forward, sampling: off)"}
 
 
 def table_text(report: BenchReport) -> str:

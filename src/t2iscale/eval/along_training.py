@@ -15,6 +15,7 @@ from __future__ import annotations
 from t2iscale.eval.generate import generate_images
 from t2iscale.eval.prompt_source import resolve_prompts
 from t2iscale.train.checkpoint import step_dir_name
+from t2iscale.train.compile import eager_regions
 from t2iscale.train.config import TrainConfig
 from t2iscale.train.device import autocast_dtype, resolve_mixed_precision
 from t2iscale.train.jsonl import JsonlWriter, read_jsonl
@@ -80,16 +81,19 @@ class EvaluateAlongTraining:
 
         evaluation = self.config.eval
         out_dir = context.run.eval_dir / step_dir_name(context.step)
-        manifest = generate_images(
-            self.text_to_image(context),
-            self.source,
-            evaluation.seeds,
-            out_dir,
-            steps=evaluation.sampler_steps,
-            guidance=evaluation.guidance,
-            batch_size=evaluation.batch_size,
-            progress=self.progress,
-        )
+        # Sampling runs the blocks eagerly (replayed from CUDA graphs on GPU) rather than compiling each of them
+        # again for inference mode (t2iscale.train.compile).
+        with eager_regions(context.components.backbone):
+            manifest = generate_images(
+                self.text_to_image(context),
+                self.source,
+                evaluation.seeds,
+                out_dir,
+                steps=evaluation.sampler_steps,
+                guidance=evaluation.guidance,
+                batch_size=evaluation.batch_size,
+                progress=self.progress,
+            )
         results = score_images(
             manifest,
             evaluation.metrics,

@@ -7,15 +7,23 @@ grows with the number of *distinct* blocks (a handful), not with depth, and most
 those blocks hold nearly all of the compute. This is diffusers' `compile_repeated_blocks` idea, applied to every
 family through the blocks' class names.
 
-`auto` (the recipe's default) is `regional` on CUDA and `off` elsewhere. Measured on one H100 (paper setting,
+`auto` (the recipe's default) is `regional` on CUDA for backbones of at least 100M parameters and `off` otherwise. Measured on one H100 (paper setting,
 batch 64, bf16 autocast; docs/bench.md): regional compile raised the training step from 163 to 207 images/s for
 `sdxl` and from 223-230 to 290 for `sdxl-td4_4` (about 1.27x), with lower peak memory than eager (64.0 vs 75.3 GiB
 for `sdxl`), for 89 s before the first step of `sdxl` with an empty inductor cache (12.6 s for `sdxl-td4_4` once
-the cache held `sdxl`'s blocks). On the CPU it saved nothing and cost ~80 s of compiling.
+the cache held `sdxl`'s blocks). On the CPU it saved nothing and cost ~80 s of compiling. A tiny shapes-world model
+(`sdxl-c16-td1_2`, 1.5M parameters) on the same H100 spent about as long compiling before its first steps, which
+such a run never earns back.
+
+Evaluation along training samples the live weights with the compiled regions switched off (`eager_regions`): the
+smoke run's evaluation with compiled blocks (recompiling them for inference) did not finish within 130 s, while the
+eager path with CUDA graphs is the one measured above.
 """
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from typing import Literal
 
 import torch
@@ -37,18 +45,40 @@ def repeated_blocks(model: nn.Module) -> list[nn.Module]:
     return [module for module in model.modules() if type(module).__name__ in REPEATED_BLOCKS]
 
 
-def resolve_compile(mode: CompileMode, device: torch.device) -> CompileMode:
-    """'auto' -> 'regional' on CUDA, 'off' elsewhere; other modes as given."""
+# Below this size compiling costs more than a shapes-world run saves (see above).
+AUTO_COMPILE_MIN_PARAMS = 100_000_000
+
+
+def resolve_compile(mode: CompileMode, device: torch.device, params: int) -> CompileMode:
+    """'auto' -> 'regional' on CUDA for a backbone of `params` >= 100M, else 'off'; other modes as given."""
     if mode != "auto":
         return mode
-    return "regional" if device.type == "cuda" else "off"
+    return "regional" if device.type == "cuda" and params >= AUTO_COMPILE_MIN_PARAMS else "off"
+
+
+@contextlib.contextmanager
+def eager_regions(module: nn.Module) -> Iterator[nn.Module]:
+    """Inside the block, `module`'s in-place-compiled submodules run their eager forward; restored afterwards."""
+    compiled = [
+        (sub, sub._compiled_call_impl)
+        for sub in module.modules()
+        if getattr(sub, "_compiled_call_impl", None) is not None
+    ]
+    for sub, _ in compiled:
+        sub._compiled_call_impl = None
+    try:
+        yield module
+    finally:
+        for sub, call in compiled:
+            sub._compiled_call_impl = call
 
 
 def compile_backbone(backbone, mode: CompileMode, backend: str = "inductor") -> int:
     """Compile `backbone.model` in place; returns how many modules were wrapped (0 when the mode is 'off').
 
-    'auto' resolves on the device the backbone's parameters are on."""
-    mode = resolve_compile(mode, next(backbone.parameters()).device)
+    'auto' resolves on the device and size of the backbone's parameters."""
+    parameters = list(backbone.parameters())
+    mode = resolve_compile(mode, parameters[0].device, sum(p.numel() for p in parameters))
     if mode == "off":
         return 0
     torch._dynamo.config.recompile_limit = max(torch._dynamo.config.recompile_limit, RECOMPILE_LIMIT)

@@ -110,7 +110,7 @@ class RecipeConfig(Strict):
     compile: Literal["auto", "off", "full", "regional"] = Field(
         "auto",
         description="torch.compile the backbone: whole (full), each repeated block (regional, fast to compile), "
-        "or auto (regional on CUDA, off on the CPU)",
+        "or auto (regional on CUDA for backbones of 100M+ parameters, else off)",
     )
     channels_last: bool = Field(False, description="channels-last memory format for conv backbones")
     gradient_checkpointing: bool = Field(False, description="trade compute for activation memory")
