@@ -13,16 +13,12 @@ from torch.profiler import ProfilerActivity, profile
 from t2iscale.bench.options import BenchOptions
 from t2iscale.bench.toolkit import ToolkitTraining
 from t2iscale.bench.workload import random_workload
-from t2iscale.zoo.setting import PAPER_SETTING
+from t2iscale.zoo.setting import PAPER_SETTING, Setting
 
 
 def main(name: str = "sdxl-td4_4", batch: int = 64, steps: int = 3) -> None:
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    setting = (
-        PAPER_SETTING
-        if device.type == "cuda"
-        else PAPER_SETTING.__class__(resolution=32, text_dim=32, text_len=8)
-    )
+    setting = PAPER_SETTING if device.type == "cuda" else Setting(resolution=32, text_dim=32, text_len=8)
     options = BenchOptions(names=(name,), batch_sizes=(batch,))
     workloads = [random_workload(setting, batch, seed=offset) for offset in range(2)]
     training = ToolkitTraining(name, setting, options, workloads, device)

@@ -45,9 +45,13 @@ def _signature(tensors: tuple[torch.Tensor | None, ...], device: torch.device) -
     return described, autocast, torch.get_autocast_dtype(device.type) if autocast else None
 
 
+def compiled_submodules(module: nn.Module) -> list[nn.Module]:
+    """`module` and those of its submodules that were compiled in place (`nn.Module.compile`)."""
+    return [sub for sub in module.modules() if getattr(sub, "_compiled_call_impl", None) is not None]
+
+
 def has_compiled_regions(module: nn.Module) -> bool:
-    """Whether `module` or any submodule was compiled in place (`nn.Module.compile`)."""
-    return any(getattr(sub, "_compiled_call_impl", None) is not None for sub in module.modules())
+    return bool(compiled_submodules(module))
 
 
 def _uncached_autocast(device_type: str):

@@ -29,6 +29,8 @@ from typing import Literal
 import torch
 from torch import nn
 
+from t2iscale.diffusion.graphs import compiled_submodules
+
 CompileMode = Literal["auto", "off", "full", "regional"]
 
 # Every distinct block shape is a compile of the blocks' shared code (a UNet's ResNet blocks differ in channels
@@ -59,11 +61,7 @@ def resolve_compile(mode: CompileMode, device: torch.device, params: int) -> Com
 @contextlib.contextmanager
 def eager_regions(module: nn.Module) -> Iterator[nn.Module]:
     """Inside the block, `module`'s in-place-compiled submodules run their eager forward; restored afterwards."""
-    compiled = [
-        (sub, sub._compiled_call_impl)
-        for sub in module.modules()
-        if getattr(sub, "_compiled_call_impl", None) is not None
-    ]
+    compiled = [(sub, sub._compiled_call_impl) for sub in compiled_submodules(module)]
     for sub, _ in compiled:
         sub._compiled_call_impl = None
     try:

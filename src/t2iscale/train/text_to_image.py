@@ -71,10 +71,6 @@ class TextToImage:
             self._forward = GraphedForward(self.backbone, enabled=self.cuda_graphs)
         return self._forward
 
-    def release_graphs(self) -> None:
-        """Free the captured graphs' memory (they are captured again on the next CUDA `generate`)."""
-        self._forward = None
-
     @torch.inference_mode()
     def generate(
         self,
