@@ -196,6 +196,22 @@ def test_adding_grid_points_adds_runs_and_changing_the_recipe_is_refused(tmp_pat
         assert len(registry.runs()) == 2  # the refused specs added nothing
 
 
+def test_a_study_rerun_with_other_speed_settings_keeps_its_finished_runs(tmp_path):
+    study = tmp_path / "study"
+    spec = tiny_spec(backbones=["sdxl-c8-td1_1"], budget={"total_steps": 2}, eval={"every_steps": None})
+    first = run_study(spec, study, progress=False)
+    faster = json.loads(json.dumps(spec))
+    faster["base"].setdefault("data", {})["prefetch_batches"] = 3
+    faster["base"]["recipe"]["channels_last"] = True
+    second = run_study(faster, study, progress=False)
+    assert [o.run_id for o in second.outcomes] == [o.run_id for o in first.outcomes]
+    assert [o.outcome for o in second.outcomes] == ["already finished"]
+    with StudyRegistry(study) as registry:
+        (row,) = registry.runs()
+    stored = json.loads(row["config"])  # what a later attempt of the run would use
+    assert stored["data"]["prefetch_batches"] == 3 and stored["recipe"]["channels_last"] is True
+
+
 def test_reading_a_folder_that_is_not_a_study_names_it(tmp_path):
     for read in (load_runs, load_curves, study_metrics):
         with pytest.raises(UserError, match=f"{tmp_path} is not a study folder"):

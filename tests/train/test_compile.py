@@ -89,3 +89,19 @@ def test_eager_regions_switches_compiled_blocks_off_and_back_on():
     with pytest.raises(RuntimeError), eager_regions(backbone):  # restored on errors too
         raise RuntimeError("boom")
     assert all(block._compiled_call_impl is call for block, call in calls.items())
+
+
+def test_regional_transformer_compiles_only_the_transformer_blocks():
+    from t2iscale.train.compile import TRANSFORMER_BLOCKS
+
+    torch._dynamo.reset()
+    torch.manual_seed(0)
+    eager = build("sdxl-c8-td1_1", SETTING)
+    compiled = build("sdxl-c8-td1_1", SETTING)
+    compiled.load_state_dict(eager.state_dict())
+    transformer_blocks = repeated_blocks(compiled.model, TRANSFORMER_BLOCKS)
+    assert compile_backbone(compiled, "regional-transformer", backend="aot_eager") == len(transformer_blocks)
+    wrapped = {type(m).__name__ for m in compiled.model.modules() if m._compiled_call_impl is not None}
+    assert wrapped == {"BasicTransformerBlock"}  # the ResNet blocks stay eager
+    inputs = _inputs()
+    torch.testing.assert_close(compiled(*inputs), eager(*inputs), rtol=1e-4, atol=1e-5)

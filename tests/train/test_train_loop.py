@@ -27,6 +27,7 @@ def test_tiny_run_logs_every_field_and_saves_diffusers_weights(tmp_path):
     assert [record["step"] for record in records] == [1, 2, 3, 4, 5, 6]
     for key in ("images_seen", "loss", "lr", "images_per_s", "mfu", "train_flops", "peak_memory_gib"):
         assert key in records[-1]
+    assert all(0.0 <= record["data_wait_fraction"] <= 1.0 for record in records)
     per_image = account("sdxl-c8-td1_1", Setting(16, 1, 3, 16, 12)).train_gflops_per_image
     assert records[-1]["train_flops"] == pytest.approx(48 * per_image * 1e9)  # 3 x forward FLOPs per image
     assert records[0]["lr"] == pytest.approx(0.5e-3) and records[-1]["lr"] == pytest.approx(1e-3)  # warm-up

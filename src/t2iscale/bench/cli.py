@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 
 from t2iscale.cli import add_command
+from t2iscale.train.config import COMPILE_MODES
 from t2iscale.zoo.setting import PAPER_SETTING
 
 DESCRIPTION = """\
@@ -78,10 +79,10 @@ def register(subparsers):
         nargs="?",
         const="regional",
         default="auto",
-        choices=("auto", "off", "full", "regional"),
-        help="torch.compile the toolkit's backbone: each repeated block (regional, the bare flag), whole (full), "
-        "or as each path does by default (auto: training regional on CUDA for 100M+ parameters; forward and "
-        "sampling off)",
+        choices=COMPILE_MODES,
+        help="torch.compile the toolkit's backbone: each repeated block (regional, the bare flag), only the "
+        "transformer blocks (regional-transformer), whole (full), or as each path does by default (auto: training "
+        "regional on CUDA for 100M+ parameters; forward and sampling off)",
     )
     parser.add_argument(
         "--channels-last", action="store_true", help="channels-last memory format for the toolkit's backbone"

@@ -27,6 +27,7 @@ from t2iscale.errors import UserError
 from t2iscale.train.compile import compile_backbone
 from t2iscale.train.model import DenoisingModel, PrecomputedTextConditioner
 from t2iscale.train.sources import Batch
+from t2iscale.train.step_inputs import Prefetcher, StepInputs, resolve_prefetch
 from t2iscale.train.text_to_image import TextToImage
 from t2iscale.zoo.backbone import Backbone, build
 from t2iscale.zoo.setting import Setting
@@ -112,28 +113,33 @@ class ToolkitTraining:
         )
         self.step.model.train()
         # CPU batches, moved by TrainStep as in the loop; several, so no step reuses the previous one's inputs.
-        self.batches = [Batch(x0=w.x0, text_ctx=w.text_ctx, text_mask=w.text_mask) for w in workloads]
-        self.shape = tuple(workloads[0].x0.shape)  # (B, C, H, W)
-        self.seed = options.seed
-        self.steps_taken = 0
+        batches = [
+            Batch(x0=w.x0, text_ctx=w.text_ctx, text_mask=w.text_mask, global_rows=torch.arange(w.batch_size))
+            for w in workloads
+        ]
+
+        def make(step: int) -> StepInputs:
+            # The loop's inputs for step s, made the way the loop makes them: the draw from (seed, s), on the
+            # prefetch thread, in pinned memory on CUDA.
+            batch = batches[step % len(batches)]
+            return StepInputs.draw(
+                step, batch, len(batch.x0), self.objective, options.seed, self.recipe.caption_dropout
+            )
+
+        self.inputs = Prefetcher(make, 0, resolve_prefetch("auto", device), pin_memory=device.type == "cuda")
         self.running_loss = torch.zeros((), device=device)
 
     def __call__(self) -> None:
         """One optimizer step, as the loop's stages 5a-5b make it."""
-        batch = self.batches[self.steps_taken % len(self.batches)]
-        # The loop's draw for step s: the global batch's noise, time and caption dropout from (seed, s), on the
-        # CPU (t2iscale.train.loop._time_and_noise).
-        generator = torch.Generator().manual_seed(self.seed * 1_000_003 + self.steps_taken)
-        noise, time = self.objective.draw_noise_and_time(
-            torch.empty(self.shape), generator
-        )  # (B, C, H, W), (B,)
-        drop = torch.rand(self.shape[0], generator=generator) < self.recipe.caption_dropout  # (B,)
-        self.running_loss += self.step(batch, noise, time, drop)  # no synchronization, as in the loop
-        self.steps_taken += 1
+        inputs = self.inputs.next()
+        self.running_loss += self.step(
+            inputs.batch, inputs.noise, inputs.time, inputs.drop
+        )  # no synchronization, as in the loop
 
     def close(self) -> None:
+        self.inputs.close()
         self.accelerator.free_memory()
-        self.step = self.batches = self.accelerator = None
+        self.step = self.inputs = self.accelerator = None
         reset_accelerate_state()
 
 

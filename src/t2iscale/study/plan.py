@@ -1,8 +1,9 @@
 """Expand a study's grid into runs with stable ids, resolved configs, and their size accounting.
 
-A run id is a readable slug plus a short hash of the run's resolved config (without run_dir), e.g.
-`sdxl-c16-td1_2.n5000.mix.s0-3f2a9c`: the slug says which grid point it is, the hash that the recipe is the same,
-so a changed recipe can never be mistaken for finished work.
+A run id is a readable slug plus a short hash of the run's resolved config (without run_dir and the keys that only
+set the speed, `SPEED_ONLY_KEYS`), e.g. `sdxl-c16-td1_2.n5000.mix.s0-3f2a9c`: the slug says which grid point it is,
+the hash that the recipe is the same, so a changed recipe can never be mistaken for finished work, while a study
+re-run with another compile mode or prefetch depth still finds its finished runs.
 
 Torch-free, except that prepared real data is accounted from its `prepared.json` (latent shape, text width).
 """
@@ -19,7 +20,7 @@ from pydantic import ValidationError
 
 from t2iscale.errors import UserError
 from t2iscale.study.spec import StudySpec
-from t2iscale.train.config import DataConfig, ModelConfig, TrainConfig
+from t2iscale.train.config import DataConfig, ModelConfig, TrainConfig, without_speed_only_keys
 from t2iscale.zoo.accounting import Accounting, account
 from t2iscale.zoo.setting import PAPER_SETTING, Setting
 
@@ -127,7 +128,7 @@ def expand_grid(spec: StudySpec, source: str = "(spec)") -> list[PlannedRun]:
             raise UserError(_format_base_error(error, source, slug)) from None
         resolved = config.model_dump(mode="json")
         resolved.pop("run_dir")
-        digest = config_hash(resolved)
+        digest = config_hash(without_speed_only_keys(resolved))
         runs.append(PlannedRun(f"{slug}-{digest}", position, digest, resolved))
     return runs
 

@@ -189,7 +189,12 @@ class StudyRegistry:
                 raise UserError(spec_change_message(self.study_dir, old_spec, spec_json, missing))
             for run in planned:
                 if run.run_id in known:
-                    db.execute("UPDATE runs SET position = ? WHERE run_id = ?", (run.position, run.run_id))
+                    # Same id, same trained model; the config may differ in speed-only keys (compile mode,
+                    # prefetch depth), which the run's next attempt then uses.
+                    db.execute(
+                        "UPDATE runs SET position = ?, config = ? WHERE run_id = ?",
+                        (run.position, json.dumps(run.config), run.run_id),
+                    )
                     continue
                 size = sizes[run.run_id]
                 db.execute(

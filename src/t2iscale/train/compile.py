@@ -3,17 +3,27 @@
 `full` compiles the whole diffusers model as one graph: the most fusion, but minutes of compile time for SDXL-size
 UNets (about 210 s measured before the first step of `sdxl-td4_4` on an H200). `regional` compiles each repeated
 block (transformer blocks and ResNet blocks) on its own: identical blocks reuse one compiled graph, so compile time
-grows with the number of *distinct* blocks (a handful), not with depth, and most of the fusion gain stays, since
-those blocks hold nearly all of the compute. This is diffusers' `compile_repeated_blocks` idea, applied to every
-family through the blocks' class names.
+grows with the number of *distinct* blocks, not with depth, and most of the fusion gain stays, since those blocks
+hold nearly all of the compute. This is diffusers' `compile_repeated_blocks` idea, applied to every family through
+the blocks' class names. Distinct is by shape: a UNet's ResNet blocks differ in channels and size from level to
+level, so `sdxl` compiles 13 of them and 2 transformer blocks (dynamo's recompile log, H100), and those 13 are where
+most of the compile time goes. `regional-transformer` compiles the transformer blocks only.
 
-`auto` (the recipe's default) is `regional` on CUDA for backbones of at least 100M parameters and `off` otherwise. Measured on one H100 (paper setting,
-batch 64, bf16 autocast; docs/bench.md): regional compile raised the training step from 163 to 207 images/s for
-`sdxl` and from 223-230 to 290 for `sdxl-td4_4` (about 1.27x), with lower peak memory than eager (64.0 vs 75.3 GiB
-for `sdxl`), for 89 s before the first step of `sdxl` with an empty inductor cache (12.6 s for `sdxl-td4_4` once
-the cache held `sdxl`'s blocks). On the CPU it saved nothing and cost ~80 s of compiling. A tiny shapes-world model
-(`sdxl-c16-td1_2`, 1.5M parameters) on the same H100 spent about as long compiling before its first steps, which
-such a run never earns back.
+Measured on one H100 (paper setting, batch 64, bf16 autocast, an empty compile cache; docs/bench.md), images/s over
+the stock diffusers loop in the same process, and the time to the first step:
+
+    sdxl        regional              1.24x-1.27x   88.6-97.9 s
+    sdxl        regional-transformer  1.18x         22.9 s
+    sdxl-td4_4  regional              1.15x-1.30x   101 s (12.6 s with sdxl's blocks in the cache)
+    sdxl-td4_4  regional-transformer  (244 img/s)   18.2 s (its own process; regional 249, stock 194 in the one before)
+
+`auto` (the recipe's default) is `regional` on CUDA for backbones of at least 100M parameters and `off` otherwise:
+for `sdxl` the ResNet blocks add 26 ms to every step's saving (batch 64) for ~75 s more compiling, which a run
+earns back after ~3,000 steps, and the compile cache (kept across runs on a machine) makes later runs of a
+study start in seconds. `regional-transformer` is the choice for short runs, and the one that keeps the first step
+under a minute on a machine whose cache is empty. On the CPU compiling saved nothing and cost ~80 s. A tiny
+shapes-world model (`sdxl-c16-td1_2`, 1.5M parameters) on the H100 spent about as long compiling before its first
+steps, which such a run never earns back.
 
 Evaluation along training samples the live weights with the compiled regions switched off (`eager_regions`): the
 smoke run's evaluation with compiled blocks (recompiling them for inference) did not finish within 130 s, while the
@@ -30,8 +40,9 @@ import torch
 from torch import nn
 
 from t2iscale.diffusion.graphs import compiled_submodules
+from t2iscale.train.config import COMPILE_MODES
 
-CompileMode = Literal["auto", "off", "full", "regional"]
+CompileMode = Literal[COMPILE_MODES]
 
 # Every distinct block shape is a compile of the blocks' shared code (a UNet's ResNet blocks differ in channels
 # and size per level: a dozen or so in `sdxl`, forward and backward). dynamo's default of 8 per code object would
@@ -40,11 +51,12 @@ RECOMPILE_LIMIT = 64
 
 # The blocks that repeat in the zoo's families (diffusers class names): UNet transformer and ResNet blocks,
 # PixArt's transformer blocks (BasicTransformerBlock too) and SD3's joint blocks.
-REPEATED_BLOCKS = ("BasicTransformerBlock", "JointTransformerBlock", "ResnetBlock2D")
+TRANSFORMER_BLOCKS = ("BasicTransformerBlock", "JointTransformerBlock")
+REPEATED_BLOCKS = (*TRANSFORMER_BLOCKS, "ResnetBlock2D")
 
 
-def repeated_blocks(model: nn.Module) -> list[nn.Module]:
-    return [module for module in model.modules() if type(module).__name__ in REPEATED_BLOCKS]
+def repeated_blocks(model: nn.Module, kinds: tuple[str, ...] = REPEATED_BLOCKS) -> list[nn.Module]:
+    return [module for module in model.modules() if type(module).__name__ in kinds]
 
 
 # Below this size compiling costs more than a shapes-world run saves (see above).
@@ -83,7 +95,9 @@ def compile_backbone(backbone, mode: CompileMode, backend: str = "inductor") -> 
     if mode == "full":
         backbone.model.compile(backend=backend)
         return 1
-    blocks = repeated_blocks(backbone.model)
+    blocks = repeated_blocks(
+        backbone.model, TRANSFORMER_BLOCKS if mode == "regional-transformer" else REPEATED_BLOCKS
+    )
     for block in blocks:
         block.compile(backend=backend)
     return len(blocks)

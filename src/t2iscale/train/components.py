@@ -28,11 +28,6 @@ class RunComponents:
     model: DenoisingModel
     accounting: Accounting
 
-    @property
-    def sample_shape(self) -> tuple[int, int, int]:
-        setting = self.backbone.setting
-        return (setting.in_channels, setting.sample_size, setting.sample_size)
-
     def trainable_parameters(self) -> list[torch.nn.Parameter]:
         return [p for p in self.model.parameters() if p.requires_grad]
 

@@ -19,6 +19,31 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from t2iscale.data.caption_policy import CAPTION_POLICIES
 from t2iscale.errors import UserError
 
+# torch.compile of the backbone (t2iscale.train.compile explains each).
+COMPILE_MODES = ("auto", "off", "full", "regional", "regional-transformer")
+
+
+# Keys that change how fast a run trains, not what it trains (the same model up to floating-point rounding; the
+# prefetch depth not even that): a run may resume with other values, and a study's run ids leave them out.
+SPEED_ONLY_KEYS = frozenset(
+    {
+        "data.prefetch_batches",
+        "recipe.compile",
+        "recipe.channels_last",
+        "recipe.gradient_checkpointing",
+    }
+)
+
+
+def without_speed_only_keys(resolved: dict) -> dict:
+    """A resolved config (`model_dump(mode="json")`) without SPEED_ONLY_KEYS: what defines the trained model."""
+    kept = dict(resolved)
+    for key in SPEED_ONLY_KEYS:
+        section, name = key.split(".")
+        if isinstance(kept.get(section), dict):
+            kept[section] = {k: v for k, v in kept[section].items() if k != name}
+    return kept
+
 
 class Strict(BaseModel):
     """Unknown keys are errors; assignments are validated too."""
@@ -50,6 +75,18 @@ class DataConfig(Strict):
     max_bad_fraction: float = Field(
         0.01, ge=0.0, le=1.0, description="stop when more samples than this are bad"
     )
+    prefetch_batches: int | Literal["auto"] = Field(
+        "auto",
+        description="batches made ahead on a background thread (pinned memory on CUDA); 0: made in the loop; "
+        "auto: 2 on CUDA, 0 on the CPU. Changes speed only, never what is trained",
+    )
+
+    @field_validator("prefetch_batches")
+    @classmethod
+    def _non_negative(cls, value):
+        if isinstance(value, int) and value < 0:
+            raise ValueError("must be >= 0 or 'auto'")
+        return value
 
     @model_validator(mode="after")
     def _check(self):
@@ -107,10 +144,11 @@ class RecipeConfig(Strict):
         lt=1,
         description="EMA of the weights; 0 or null disables (evaluation uses non-EMA weights)",
     )
-    compile: Literal["auto", "off", "full", "regional"] = Field(
+    compile: Literal[COMPILE_MODES] = Field(
         "auto",
         description="torch.compile the backbone: whole (full), each repeated block (regional, fast to compile), "
-        "or auto (regional on CUDA for backbones of 100M+ parameters, else off)",
+        "only the transformer blocks (regional-transformer, fastest to compile), or auto (regional on CUDA for "
+        "backbones of 100M+ parameters, else off)",
     )
     channels_last: bool = Field(False, description="channels-last memory format for conv backbones")
     gradient_checkpointing: bool = Field(False, description="trade compute for activation memory")

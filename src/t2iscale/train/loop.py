@@ -11,6 +11,7 @@ repeats an uninterrupted one exactly, and N processes train the same model as on
 
 from __future__ import annotations
 
+import copy
 import math
 import sys
 import time
@@ -24,12 +25,13 @@ from tqdm.auto import tqdm
 from t2iscale.errors import UserError
 from t2iscale.train import checkpoint
 from t2iscale.train.components import RunComponents, build_components
-from t2iscale.train.config import TrainConfig
+from t2iscale.train.config import TrainConfig, without_speed_only_keys
 from t2iscale.train.device import peak_memory_gib, peak_tflops, reset_peak_memory, resolve_mixed_precision
 from t2iscale.train.distributed import batch_geometry, make_accelerator
 from t2iscale.train.jsonl import JsonlWriter, truncate_after_step
 from t2iscale.train.run_dir import RunDir
 from t2iscale.train.step import TrainStep
+from t2iscale.train.step_inputs import Prefetcher, StepInputs, resolve_prefetch
 
 
 class TrainingDiverged(UserError):
@@ -77,9 +79,10 @@ def _check_same_run(run: RunDir, config: TrainConfig) -> None:
         return
     import json
 
-    old = json.loads(run.config_file.read_text())
-    new = config.model_dump(mode="json")
-    # The budget may change (extend a run); everything that defines *what* is trained may not.
+    old = without_speed_only_keys(json.loads(run.config_file.read_text()))
+    new = without_speed_only_keys(config.model_dump(mode="json"))
+    # The budget may change (extend a run), and so may what only sets the speed (SPEED_ONLY_KEYS); everything
+    # that defines *what* is trained may not.
     differing = [
         f"{section}.{key}"
         for section in ("model", "data", "text", "recipe")
@@ -95,17 +98,26 @@ def _check_same_run(run: RunDir, config: TrainConfig) -> None:
         )
 
 
-def _time_and_noise(
-    components: RunComponents, seed: int, step: int, global_batch: int, caption_dropout: float
-):
-    """The global batch's noise, objective time and caption-dropout mask, from (run seed, step) alone."""
-    generator = torch.Generator().manual_seed(seed * 1_000_003 + step)
-    shape = (global_batch, *components.sample_shape)
-    noise, time_ = components.objective.draw_noise_and_time(
-        torch.empty(shape), generator
-    )  # (B, C, H, W), (B,)
-    drop = torch.rand(global_batch, generator=generator) < caption_dropout  # (B,)
-    return noise, time_, drop
+def _step_inputs_maker(components: RunComponents, config: TrainConfig, rank: int, world_size: int):
+    """step -> StepInputs: this process's slice of the global batch and of the global batch's randomness.
+
+    Called on the prefetch thread, in step order: after resume, the only code that touches the data source."""
+
+    def make(step: int) -> StepInputs:
+        global_batch = config.recipe.global_batch
+        batch = components.source.next_batch(global_batch, rank, world_size)
+        return StepInputs.draw(
+            step,
+            batch,
+            global_batch,
+            components.objective,
+            config.seed,
+            config.recipe.caption_dropout,
+            source_state=copy.deepcopy(components.source.state_dict()),
+            data_counters=components.data_counters(),
+        )
+
+    return make
 
 
 def train(config: TrainConfig, hooks: Sequence[Hook] = (), progress: bool = True) -> TrainResult:
@@ -179,14 +191,14 @@ def train(config: TrainConfig, hooks: Sequence[Hook] = (), progress: bool = True
         run_hooks(final=step >= budget.total_steps)
     peak, peak_source = peak_tflops(device, mixed_precision)
 
-    def trainer_state() -> dict:
+    def trainer_state(source_state: dict) -> dict:
         from accelerate.utils import gather_object
 
         return {
             "step": step,
             "images_seen": images_seen,
             "train_flops": images_seen * train_gflops_per_image * 1e9,
-            "data_positions": gather_object([components.source.state_dict()]),
+            "data_positions": gather_object([source_state]),
         }
 
     def stop_diverged(window_loss: float) -> None:
@@ -208,56 +220,62 @@ def train(config: TrainConfig, hooks: Sequence[Hook] = (), progress: bool = True
         disable=not (progress and accelerator.is_main_process),
     )
     window_loss = torch.zeros((), device=device)
-    window_steps, window_start = 0, time.perf_counter()
+    window_steps, window_start, window_data_wait = 0, time.perf_counter(), 0.0
     reset_peak_memory(device)
-    while step < budget.total_steps:
-        # Stage 5a: this process's slice of the global batch, and the global batch's randomness.
-        batch = components.source.next_batch(global_batch, rank, world_size)
-        noise, time_, drop = _time_and_noise(
-            components, config.seed, step, global_batch, recipe.caption_dropout
-        )
-        mine = batch.global_rows  # (b,) this process's rows of the global batch
-        noise, time_, drop = noise[mine], time_[mine], drop[mine]
+    make_inputs = _step_inputs_maker(components, config, rank, world_size)
+    depth = resolve_prefetch(config.data.prefetch_batches, device)
+    with Prefetcher(make_inputs, step, depth, pin_memory=device.type == "cuda") as prefetcher:
+        while step < budget.total_steps:
+            # Stage 5a: this process's slice of the global batch, and the global batch's randomness (made ahead
+            # on the prefetch thread; the wait is logged as data_wait_fraction: near 0 when data keeps up).
+            wait_start = time.perf_counter()
+            inputs = prefetcher.next()
+            window_data_wait += time.perf_counter() - wait_start
 
-        # Stage 5b: forward/backward over micro-batches, clip, AdamW, LR schedule, EMA.
-        window_loss += train_step(batch, noise, time_, drop)
-        step += 1
-        images_seen += global_batch
-        window_steps += 1
-        bar.update(1)
+            # Stage 5b: forward/backward over micro-batches, clip, AdamW, LR schedule, EMA.
+            window_loss += train_step(inputs.batch, inputs.noise, inputs.time, inputs.drop)
+            step += 1
+            images_seen += global_batch
+            window_steps += 1
+            bar.update(1)
 
-        # Stage 5d: log (mean loss over processes and steps), watch for divergence.
-        is_last = step == budget.total_steps
-        if step % budget.log_every_steps == 0 or is_last or step % budget.checkpoint_every_steps == 0:
-            mean_loss = accelerator.reduce(window_loss, reduction="mean").item() / max(window_steps, 1)
-            if not math.isfinite(mean_loss):
-                stop_diverged(mean_loss)
-            seconds = time.perf_counter() - window_start
-            images_per_second = window_steps * global_batch / max(seconds, 1e-9)
-            record = {
-                "step": step,
-                "images_seen": images_seen,
-                "loss": mean_loss,
-                "lr": train_step.lr,
-                "images_per_s": images_per_second,
-                "mfu": images_per_second * train_gflops_per_image / 1e3 / peak / world_size,
-                "train_flops": images_seen * train_gflops_per_image * 1e9,
-                "peak_memory_gib": peak_memory_gib(device),
-                "processes": world_size,
-                **components.data_counters(),
-            }
-            if accelerator.is_main_process:
-                metrics_log.write(record)
-            bar.set_postfix(loss=f"{mean_loss:.4f}", img_s=f"{images_per_second:.0f}")
-            window_loss.zero_()
-            window_steps, window_start = 0, time.perf_counter()
+            # Stage 5d: log (mean loss over processes and steps), watch for divergence.
+            is_last = step == budget.total_steps
+            if step % budget.log_every_steps == 0 or is_last or step % budget.checkpoint_every_steps == 0:
+                mean_loss = accelerator.reduce(window_loss, reduction="mean").item() / max(window_steps, 1)
+                if not math.isfinite(mean_loss):
+                    stop_diverged(mean_loss)
+                seconds = time.perf_counter() - window_start
+                images_per_second = window_steps * global_batch / max(seconds, 1e-9)
+                record = {
+                    "step": step,
+                    "images_seen": images_seen,
+                    "loss": mean_loss,
+                    "lr": train_step.lr,
+                    "images_per_s": images_per_second,
+                    "mfu": images_per_second * train_gflops_per_image / 1e3 / peak / world_size,
+                    "train_flops": images_seen * train_gflops_per_image * 1e9,
+                    "peak_memory_gib": peak_memory_gib(device),
+                    "data_wait_fraction": window_data_wait / max(seconds, 1e-9),
+                    "processes": world_size,
+                    **inputs.data_counters,
+                }
+                if accelerator.is_main_process:
+                    metrics_log.write(record)
+                bar.set_postfix(loss=f"{mean_loss:.4f}", img_s=f"{images_per_second:.0f}")
+                window_loss.zero_()
+                window_steps, window_start, window_data_wait = 0, time.perf_counter(), 0.0
 
-        # Stage 5e: checkpoint (atomically), then hooks such as evaluation.
-        if step % budget.checkpoint_every_steps == 0 or is_last:
-            checkpoint.save_checkpoint(
-                accelerator, run.checkpoints, step, trainer_state(), budget.keep_checkpoints
-            )
-        run_hooks(is_last)
+            # Stage 5e: checkpoint (atomically), then hooks such as evaluation.
+            if step % budget.checkpoint_every_steps == 0 or is_last:
+                checkpoint.save_checkpoint(
+                    accelerator,
+                    run.checkpoints,
+                    step,
+                    trainer_state(inputs.source_state),
+                    budget.keep_checkpoints,
+                )
+            run_hooks(is_last)
     bar.close()
 
     # --- Stage 6: final weights in diffusers format --------------------------------------------------------

@@ -1,0 +1,178 @@
+"""The inputs of the coming training steps, made on a background thread while the device trains (issue 6).
+
+A step's inputs (this process's slice of the global batch, its noise, timesteps and caption-dropout draws) are
+functions of (run seed, step, data position) alone, so making them ahead changes nothing in what is trained: a run
+with `data.prefetch_batches = 0` (made in the loop) and one with 2 train bit-identical models (tested).
+
+On CUDA the tensors are copied into pinned (page-locked) host memory on the same thread, so the step's
+`.to(device, non_blocking=True)` copies overlap with the device's work instead of stalling the host. The data
+source is touched by the background thread only; what a checkpoint needs from it (its position, and its counters of
+bad samples) is captured right after each batch and travels with it, so a checkpoint stores the position of the
+last batch *trained on*, not of the last one made.
+
+`auto` (the default) makes 2 batches ahead on CUDA and none on the CPU, where the model and the data share the same
+cores and a second thread only competes for them: on 2 cores (`sdxl-c16-td1_2`, 32 px, batch 64) training fell from
+70 to 54 images/s with 2 batches ahead, while making them in the loop had kept it waiting for data 1% of the time.
+
+An error while making inputs (a corrupt shard, too many bad samples) is raised in the training loop at the step that
+would have used them: the steps before it train and checkpoint as they would without the prefetcher.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Literal
+
+import torch
+
+from t2iscale.train.sources import Batch
+
+AUTO_DEPTH_CUDA = 2
+
+
+def resolve_prefetch(depth: int | Literal["auto"], device: torch.device) -> int:
+    """'auto' -> 2 batches ahead on CUDA, 0 elsewhere (see above); a number as given."""
+    if depth != "auto":
+        return depth
+    return AUTO_DEPTH_CUDA if device.type == "cuda" else 0
+
+
+@dataclass
+class StepInputs:
+    step: int  # 0-based index of the optimizer step these inputs are for
+    batch: Batch
+    noise: torch.Tensor  # (b, C, H, W) this process's rows of the global draw
+    time: torch.Tensor  # (b,)
+    drop: torch.Tensor  # (b,) bool
+    source_state: dict  # the source's position after this batch (what a checkpoint after this step stores)
+    data_counters: dict = field(default_factory=dict)  # the source's counters after this batch (metrics)
+
+    @classmethod
+    def draw(
+        cls,
+        step: int,
+        batch: Batch,
+        global_batch: int,
+        objective,
+        seed: int,
+        caption_dropout: float,
+        source_state: dict | None = None,
+        data_counters: dict | None = None,
+    ) -> StepInputs:
+        """`batch` with its rows of the global batch's randomness at `step`: noise, objective time and the
+        caption-dropout coin of all `global_batch` rows from (run seed, step) alone, so they do not depend on the
+        number of processes or on a resume."""
+        generator = torch.Generator().manual_seed(seed * 1_000_003 + step)
+        shape = (global_batch, *batch.x0.shape[1:])
+        noise, time = objective.draw_noise_and_time(torch.empty(shape), generator)  # (B, C, H, W), (B,)
+        drop = torch.rand(global_batch, generator=generator) < caption_dropout  # (B,)
+        mine = batch.global_rows if batch.global_rows is not None else slice(None)  # this process's rows
+        return cls(
+            step=step,
+            batch=batch,
+            noise=noise[mine],
+            time=time[mine],
+            drop=drop[mine],
+            source_state=source_state or {},
+            data_counters=data_counters or {},
+        )
+
+    def pinned(self) -> StepInputs:
+        """A copy whose tensors sit in pinned host memory (CUDA only), for asynchronous host-to-device copies."""
+        batch, pin = self.batch, _pin
+        return StepInputs(
+            step=self.step,
+            batch=Batch(
+                x0=pin(batch.x0),
+                captions=batch.captions,
+                text_ctx=pin(batch.text_ctx),
+                text_mask=pin(batch.text_mask),
+                global_rows=batch.global_rows,
+            ),
+            noise=pin(self.noise),
+            time=pin(self.time),
+            drop=self.drop,  # read on the host (caption dropout), never copied to the device as is
+            source_state=self.source_state,
+            data_counters=self.data_counters,
+        )
+
+
+def _pin(tensor: torch.Tensor | None) -> torch.Tensor | None:
+    return None if tensor is None else tensor.pin_memory()
+
+
+class _Failed:
+    def __init__(self, error: BaseException):
+        self.error = error
+
+
+class Prefetcher:
+    """`next()` returns the inputs of steps first_step, first_step + 1, ... in order; `depth` of them are made
+    ahead on a daemon thread (depth 0: each is made inside `next()`, on the calling thread), in pinned memory
+    with `pin_memory` (CUDA).
+
+    Use as a context manager, or call `close()`: it stops the thread, which otherwise waits for room in the queue.
+    """
+
+    def __init__(
+        self, make: Callable[[int], StepInputs], first_step: int, depth: int, pin_memory: bool = False
+    ):
+        if depth < 0:
+            raise ValueError(f"prefetch depth must be >= 0, got {depth}")
+        self._make = (lambda step: make(step).pinned()) if pin_memory else make
+        self._next_step, self.depth = first_step, depth
+        self._stop = threading.Event()
+        self._queue: queue.Queue = queue.Queue(maxsize=max(depth, 1))
+        self._thread = None
+        if depth:
+            self._thread = threading.Thread(
+                target=self._produce, args=(first_step,), name="t2iscale-prefetch", daemon=True
+            )
+            self._thread.start()
+
+    def _produce(self, step: int) -> None:
+        while not self._stop.is_set():
+            try:
+                item = self._make(step)
+            except BaseException as error:  # handed to the loop, which raises it at this step
+                item = _Failed(error)
+            while not self._stop.is_set():
+                try:
+                    self._queue.put(item, timeout=0.1)
+                    break
+                except queue.Full:
+                    continue
+            if isinstance(item, _Failed):
+                return
+            step += 1
+
+    def next(self) -> StepInputs:
+        step = self._next_step
+        self._next_step += 1
+        if self._thread is None:
+            return self._make(step)
+        while True:
+            try:
+                item = self._queue.get(timeout=1.0)
+                break
+            except queue.Empty:
+                if not self._thread.is_alive():
+                    raise RuntimeError("the prefetch thread stopped without an error") from None
+        if isinstance(item, _Failed):
+            raise item.error
+        assert item.step == step, (item.step, step)
+        return item
+
+    def close(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5.0)
+
+    def __enter__(self) -> Prefetcher:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
