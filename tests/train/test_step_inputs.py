@@ -65,6 +65,21 @@ def test_close_stops_a_thread_that_waits_for_room_and_makes_no_more():
     assert len(made) <= 4  # one taken, two queued, at most one waiting
 
 
+def test_nothing_is_made_for_steps_past_the_end_and_asking_for_one_is_an_error():
+    made = []
+
+    def make(step):
+        made.append(step)
+        return _inputs(step)
+
+    with Prefetcher(make, first_step=2, depth=3, end_step=4) as prefetcher:
+        assert [prefetcher.next().step for _ in range(2)] == [2, 3]
+        time.sleep(0.2)
+        with pytest.raises(RuntimeError, match="no inputs for step 4"):
+            prefetcher.next()
+    assert made == [2, 3]
+
+
 def test_negative_depth_is_refused():
     with pytest.raises(ValueError, match="prefetch depth"):
         Prefetcher(_inputs, first_step=0, depth=-1)

@@ -224,7 +224,8 @@ def train(config: TrainConfig, hooks: Sequence[Hook] = (), progress: bool = True
     reset_peak_memory(device)
     make_inputs = _step_inputs_maker(components, config, rank, world_size)
     depth = resolve_prefetch(config.data.prefetch_batches, device)
-    with Prefetcher(make_inputs, step, depth, pin_memory=device.type == "cuda") as prefetcher:
+    pin_memory = device.type == "cuda"
+    with Prefetcher(make_inputs, step, depth, pin_memory, end_step=budget.total_steps) as prefetcher:
         while step < budget.total_steps:
             # Stage 5a: this process's slice of the global batch, and the global batch's randomness (made ahead
             # on the prefetch thread; the wait is logged as data_wait_fraction: near 0 when data keeps up).

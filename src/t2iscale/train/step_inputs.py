@@ -112,18 +112,23 @@ class _Failed:
 class Prefetcher:
     """`next()` returns the inputs of steps first_step, first_step + 1, ... in order; `depth` of them are made
     ahead on a daemon thread (depth 0: each is made inside `next()`, on the calling thread), in pinned memory
-    with `pin_memory` (CUDA).
+    with `pin_memory` (CUDA). With `end_step`, none is made for end_step or later (the run ends there).
 
     Use as a context manager, or call `close()`: it stops the thread, which otherwise waits for room in the queue.
     """
 
     def __init__(
-        self, make: Callable[[int], StepInputs], first_step: int, depth: int, pin_memory: bool = False
+        self,
+        make: Callable[[int], StepInputs],
+        first_step: int,
+        depth: int,
+        pin_memory: bool = False,
+        end_step: int | None = None,
     ):
         if depth < 0:
             raise ValueError(f"prefetch depth must be >= 0, got {depth}")
         self._make = (lambda step: make(step).pinned()) if pin_memory else make
-        self._next_step, self.depth = first_step, depth
+        self._next_step, self.depth, self.end_step = first_step, depth, end_step
         self._stop = threading.Event()
         self._queue: queue.Queue = queue.Queue(maxsize=max(depth, 1))
         self._thread = None
@@ -134,7 +139,7 @@ class Prefetcher:
             self._thread.start()
 
     def _produce(self, step: int) -> None:
-        while not self._stop.is_set():
+        while not self._stop.is_set() and (self.end_step is None or step < self.end_step):
             try:
                 item = self._make(step)
             except BaseException as error:  # handed to the loop, which raises it at this step
@@ -159,8 +164,10 @@ class Prefetcher:
                 item = self._queue.get(timeout=1.0)
                 break
             except queue.Empty:
-                if not self._thread.is_alive():
-                    raise RuntimeError("the prefetch thread stopped without an error") from None
+                if not self._thread.is_alive() and self._queue.empty():
+                    raise RuntimeError(
+                        f"no inputs for step {step}: the prefetch thread has stopped"
+                    ) from None
         if isinstance(item, _Failed):
             raise item.error
         assert item.step == step, (item.step, step)
