@@ -27,7 +27,7 @@ from t2iscale.errors import UserError
 from t2iscale.train.compile import compile_backbone
 from t2iscale.train.model import DenoisingModel, PrecomputedTextConditioner
 from t2iscale.train.sources import Batch
-from t2iscale.train.step_inputs import Prefetcher, StepInputs, resolve_prefetch
+from t2iscale.train.step_inputs import Prefetcher, StepInputs
 from t2iscale.train.text_to_image import TextToImage
 from t2iscale.zoo.backbone import Backbone, build
 from t2iscale.zoo.setting import Setting
@@ -126,7 +126,7 @@ class ToolkitTraining:
                 step, batch, len(batch.x0), self.objective, options.seed, self.recipe.caption_dropout
             )
 
-        self.inputs = Prefetcher(make, 0, resolve_prefetch("auto", device), pin_memory=device.type == "cuda")
+        self.inputs = Prefetcher.for_device(make, 0, device)
         self.running_loss = torch.zeros((), device=device)
 
     def __call__(self) -> None:

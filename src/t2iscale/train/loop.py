@@ -31,7 +31,7 @@ from t2iscale.train.distributed import batch_geometry, make_accelerator
 from t2iscale.train.jsonl import JsonlWriter, truncate_after_step
 from t2iscale.train.run_dir import RunDir
 from t2iscale.train.step import TrainStep
-from t2iscale.train.step_inputs import Prefetcher, StepInputs, resolve_prefetch
+from t2iscale.train.step_inputs import Prefetcher, StepInputs
 
 
 class TrainingDiverged(UserError):
@@ -103,8 +103,9 @@ def _step_inputs_maker(components: RunComponents, config: TrainConfig, rank: int
 
     Called on the prefetch thread, in step order: after resume, the only code that touches the data source."""
 
+    global_batch = config.recipe.global_batch
+
     def make(step: int) -> StepInputs:
-        global_batch = config.recipe.global_batch
         batch = components.source.next_batch(global_batch, rank, world_size)
         return StepInputs.draw(
             step,
@@ -223,9 +224,8 @@ def train(config: TrainConfig, hooks: Sequence[Hook] = (), progress: bool = True
     window_steps, window_start, window_data_wait = 0, time.perf_counter(), 0.0
     reset_peak_memory(device)
     make_inputs = _step_inputs_maker(components, config, rank, world_size)
-    depth = resolve_prefetch(config.data.prefetch_batches, device)
-    pin_memory = device.type == "cuda"
-    with Prefetcher(make_inputs, step, depth, pin_memory, end_step=budget.total_steps) as prefetcher:
+    depth = config.data.prefetch_batches  # 'auto' resolved on the device
+    with Prefetcher.for_device(make_inputs, step, device, depth, end_step=budget.total_steps) as prefetcher:
         while step < budget.total_steps:
             # Stage 5a: this process's slice of the global batch, and the global batch's randomness (made ahead
             # on the prefetch thread; the wait is logged as data_wait_fraction: near 0 when data keeps up).

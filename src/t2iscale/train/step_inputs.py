@@ -20,6 +20,7 @@ would have used them: the steps before it train and checkpoint as they would wit
 
 from __future__ import annotations
 
+import dataclasses
 import queue
 import threading
 from collections.abc import Callable
@@ -82,21 +83,15 @@ class StepInputs:
 
     def pinned(self) -> StepInputs:
         """A copy whose tensors sit in pinned host memory (CUDA only), for asynchronous host-to-device copies."""
-        batch, pin = self.batch, _pin
-        return StepInputs(
-            step=self.step,
-            batch=Batch(
-                x0=pin(batch.x0),
-                captions=batch.captions,
-                text_ctx=pin(batch.text_ctx),
-                text_mask=pin(batch.text_mask),
-                global_rows=batch.global_rows,
+        batch = self.batch
+        return dataclasses.replace(
+            self,
+            batch=dataclasses.replace(
+                batch, x0=_pin(batch.x0), text_ctx=_pin(batch.text_ctx), text_mask=_pin(batch.text_mask)
             ),
-            noise=pin(self.noise),
-            time=pin(self.time),
-            drop=self.drop,  # read on the host (caption dropout), never copied to the device as is
-            source_state=self.source_state,
-            data_counters=self.data_counters,
+            noise=_pin(self.noise),
+            time=_pin(self.time),
+            # drop: (b,) bools, read on the host (learned text) or moved once with the text context (prepared data)
         )
 
 
@@ -137,6 +132,20 @@ class Prefetcher:
                 target=self._produce, args=(first_step,), name="t2iscale-prefetch", daemon=True
             )
             self._thread.start()
+
+    @classmethod
+    def for_device(
+        cls,
+        make: Callable[[int], StepInputs],
+        first_step: int,
+        device: torch.device,
+        depth: int | Literal["auto"] = "auto",
+        end_step: int | None = None,
+    ) -> Prefetcher:
+        """The prefetcher the loop (and the benchmark's training step) uses on `device`: `depth` resolved there
+        (`resolve_prefetch`), the inputs in pinned memory on CUDA."""
+        depth = resolve_prefetch(depth, device)
+        return cls(make, first_step, depth, pin_memory=device.type == "cuda", end_step=end_step)
 
     def _produce(self, step: int) -> None:
         while not self._stop.is_set() and (self.end_step is None or step < self.end_step):
