@@ -26,12 +26,24 @@ def test_demo_trains_the_ladder_fits_reports_and_resumes(tmp_path, capsys):
     assert main(["demo", "--out", str(out), "--quiet", "--workers", "2", *FEW_STEPS]) == 0
     printed = capsys.readouterr().out
     assert "Spearman(params, TIFA)" in printed and "report.html" in printed
+    assert "TIFA [95% CI]" in printed and "exact permutation test over" in printed
+    assert "largest - smallest at step 4:" in printed and "within one training seed" in printed
 
     summary = json.loads((out / "summary.json").read_text())
     models = summary["models"]
     assert len(models) >= 4
     assert [model["params"] for model in models] == sorted(model["params"] for model in models)
     assert all(0.0 <= model["final_tifa"] <= 1.0 for model in models)
+    for model in models:  # every model's value with its interval over the prompts and n
+        interval = model["final_tifa_interval"]
+        assert 0.0 <= interval["lo"] <= model["final_tifa"] <= interval["hi"] <= 1.0
+        assert (
+            interval["value"] == model["final_tifa"] and model["n_seeds"] == 1 and interval["n_prompts"] == 6
+        )
+    pairs = summary["comparisons"]["backbone"]["pairs"]  # the demo declares the backbone factor
+    assert len(pairs) == len(models) * (len(models) - 1) // 2
+    assert summary["largest_vs_smallest"]["matched"] == "step" and summary["largest_vs_smallest"]["verdict"]
+    assert summary["correlations"]["spearman_params"]["p_method"].startswith("exact permutation test")
     assert 0.3 < summary["chance_level"] < 0.6
     assert -1.0 <= summary["spearman_params_tifa"] <= 1.0
     assert set(summary["fits"]) == {"compute", "params"}
@@ -45,12 +57,13 @@ def test_demo_trains_the_ladder_fits_reports_and_resumes(tmp_path, capsys):
 
     # Every run was trained by exactly one worker, once: each step logged once.
     for model in models:
-        steps = [record["step"] for record in read_jsonl(out / "runs" / model["run_id"] / "metrics.jsonl")]
+        (run_id,) = model["run_ids"]
+        steps = [record["step"] for record in read_jsonl(out / "runs" / run_id / "metrics.jsonl")]
         assert steps == [2, 4]
 
     # Running it again trains nothing and gives the same models and scores.
     assert main(["demo", "--out", str(out), "--quiet", *FEW_STEPS]) == 0
     again = json.loads((out / "summary.json").read_text())
-    assert [(m["run_id"], m["final_tifa"]) for m in again["models"]] == [
-        (m["run_id"], m["final_tifa"]) for m in models
+    assert [(m["run_ids"], m["final_tifa"]) for m in again["models"]] == [
+        (m["run_ids"], m["final_tifa"]) for m in models
     ]

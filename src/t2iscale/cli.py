@@ -24,7 +24,7 @@ COMMAND_MODULES = [
     "t2iscale.train.cli",
     "t2iscale.eval.cli",
     "t2iscale.study.cli",
-    "t2iscale.scaling.cli",
+    "t2iscale.findings.cli",
     "t2iscale.report.cli",
 ]
 

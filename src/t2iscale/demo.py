@@ -97,61 +97,83 @@ def train_ladder(out: Path, workers: int, overrides: list[str], progress: bool) 
         raise UserError(f"a demo worker failed ({tails}); rerun `t2iscale demo` to resume")
 
 
-def summarize(out: Path, elapsed_s: float) -> dict:
-    """Per model: name, params, final TIFA; Spearman of TIFA with params; the fits; the bars; elapsed seconds."""
+def summarize(out: Path, elapsed_s: float, factors: list[str]) -> dict:
+    """Per model: name, params, final TIFA with its 95% interval and n; the exact Spearman of TIFA with params;
+    the fits with intervals; the comparisons of the study's factors; the bars; elapsed seconds."""
+    from t2iscale.eval.metrics import metric_info
+    from t2iscale.findings.arms import study_configurations
+    from t2iscale.findings.compare import compare_factor, to_json
+    from t2iscale.findings.laws import frontier_law
     from t2iscale.scaling.correlation import final_value_correlations
-    from t2iscale.scaling.fits import fit_law
-    from t2iscale.scaling.frontier import pareto_frontier
-    from t2iscale.scaling.points import scaling_points
-    from t2iscale.study.results import load_curves, load_runs
+    from t2iscale.study.results import load_runs
 
     runs = {run.run_id: run for run in load_runs(out)}
-    curves = sorted(load_curves(out, METRIC), key=lambda curve: curve.params)
-    if len(curves) < len(runs):
-        missing = sorted(set(runs) - {curve.run_id for curve in curves})
-        raise UserError(f"runs without {METRIC} evaluations: {', '.join(missing)}; rerun `t2iscale demo`")
-    chance = _chance_level(runs[curves[-1].run_id].run_dir)
-    models = [
-        {
-            "name": runs[curve.run_id].backbone,
-            "run_id": curve.run_id,
-            "params": curve.params,
-            "gmacs": curve.gmacs,
-            "final_tifa": curve.final_value,
-            "final_categories": {name: values[-1] for name, values in curve.category.items()},
-            "images_per_s": runs[curve.run_id].images_per_s,
-        }
-        for curve in curves
-    ]
+    study = study_configurations(out, METRIC)
+    if study.unevaluated:
+        missing = ", ".join(study.unevaluated.values())
+        raise UserError(f"models without {METRIC} evaluations: {missing}; rerun `t2iscale demo`")
+    value_range = metric_info(METRIC).value_range
+    configurations = sorted(study.configurations, key=lambda c: c.params)
+    chance = _chance_level(runs[configurations[-1].runs[-1].run_id].run_dir)
+    models = []
+    for c in configurations:
+        curve = c.as_curve()
+        estimate = c.estimate(c.final_step, value_range=value_range)
+        models.append(
+            {
+                "name": study.record(c.key).backbone,
+                "run_ids": [run.run_id for run in c.runs],
+                "params": c.params,
+                "gmacs": curve.gmacs,
+                "n_seeds": c.n_seeds,
+                "final_step": c.final_step,
+                "final_tifa": curve.final_value,
+                "final_tifa_interval": None if estimate is None else estimate.to_dict(),
+                "final_categories": {name: values[-1] for name, values in curve.category.items()},
+                "images_per_s": [runs[run.run_id].images_per_s for run in c.runs],
+            }
+        )
     correlations = {
-        f"{c.method}_{c.predictor}": {"coefficient": c.coefficient, "p_value": c.p_value}
-        for c in final_value_correlations(curves)
+        f"{r.method}_{r.predictor}": {
+            "coefficient": r.coefficient,
+            "p_value": r.p_value,
+            "p_method": r.p_method,
+        }
+        for r in final_value_correlations([c.as_curve() for c in configurations])
     }
-    compute_points = pareto_frontier(scaling_points(curves, "compute"))
-    fits = {}
-    for axis, points in (("compute", compute_points), ("params", scaling_points(curves, "params"))):
-        try:
-            fit = fit_law([p.x for p in points], [p.value for p in points], form="power", progress=False)
-            fits[axis] = {"law": fit.render("C" if axis == "compute" else "N"), **fit.to_dict()}
-        except UserError as error:
-            fits[axis] = {"error": str(error)}
-    largest = models[-1]
-    spearman = correlations["spearman_params"]["coefficient"]
+    fits = {axis: frontier_law(configurations, axis, METRIC).to_dict() for axis in ("compute", "params")}
+    comparisons = {factor: to_json(study, factor, compare_factor(study, factor), 0.95) for factor in factors}
+    largest, smallest = models[-1], models[0]
+    spearman = correlations["spearman_params"]
+    largest_vs_smallest = _largest_vs_smallest(comparisons.get("backbone"), largest["name"], smallest["name"])
     return {
         "study": str(out),
         "metric": METRIC,
         "chance_level": chance,
         "models": models,
-        "spearman_params_tifa": spearman,
+        "spearman_params_tifa": spearman["coefficient"],
+        "spearman_params_tifa_p": spearman["p_value"],
         "correlations": correlations,
         "fits": fits,
+        "comparisons": comparisons,
+        "largest_vs_smallest": largest_vs_smallest,
         "bars": {
             "largest_margin_over_chance": largest["final_tifa"] - chance,
             "largest_margin_over_chance_ok": largest["final_tifa"] - chance >= MIN_MARGIN_OVER_CHANCE,
-            "spearman_ok": spearman >= MIN_SPEARMAN,
+            "spearman_ok": spearman["coefficient"] >= MIN_SPEARMAN,
         },
         "elapsed_s": elapsed_s,
     }
+
+
+def _largest_vs_smallest(comparison: dict | None, largest: str, smallest: str) -> dict | None:
+    """The paired comparison of the largest and the smallest model at the same step, from the backbone factor."""
+    if comparison is None:
+        return None
+    for pair in comparison["pairs"]:
+        if pair["arm_a"]["name"] == largest and pair["arm_b"]["name"] == smallest:
+            return next(c for c in pair["comparisons"] if c["matched"] == "step")
+    return None
 
 
 def _chance_level(run_dir: Path) -> float:
@@ -161,20 +183,54 @@ def _chance_level(run_dir: Path) -> float:
     return float(records[-1]["chance_level"])
 
 
+def _interval_text(interval: dict | None, value: float) -> str:
+    if interval is None:
+        return f"{value:.3f}"
+    return f"{interval['value']:.3f} [{interval['lo']:.3f}, {interval['hi']:.3f}]"
+
+
 def print_summary(summary: dict, report: Path) -> None:
-    print(f"\n{'model':<20} {'params':>12} {'GMACs':>8} {'TIFA':>7}   (chance {summary['chance_level']:.3f})")
+    first = next((m["final_tifa_interval"] for m in summary["models"] if m["final_tifa_interval"]), None)
+    n_text = (
+        f"; 95% intervals over {first['n_prompts']} prompts, {first['n_samples']} images per model"
+        if first
+        else ""
+    )
+    print(f"\nfinal TIFA per model (chance {summary['chance_level']:.3f}{n_text}):")
+    print(f"{'model':<20} {'params':>12} {'GMACs':>8} {'seeds':>5}  TIFA [95% CI]")
     for model in summary["models"]:
         print(
-            f"{model['name']:<20} {model['params']:>12,} {model['gmacs']:>8.4f} {model['final_tifa']:>7.3f}"
+            f"{model['name']:<20} {model['params']:>12,} {model['gmacs']:>8.4f} {model['n_seeds']:>5}  "
+            f"{_interval_text(model['final_tifa_interval'], model['final_tifa'])}"
         )
     bars = summary["bars"]
+    spearman = summary["correlations"]["spearman_params"]
     print(
-        f"Spearman(params, TIFA) = {summary['spearman_params_tifa']:.2f} (bar {MIN_SPEARMAN}: "
-        f"{'met' if bars['spearman_ok'] else 'NOT met'}); largest model {bars['largest_margin_over_chance']:+.3f} "
-        f"over chance (bar {MIN_MARGIN_OVER_CHANCE}: {'met' if bars['largest_margin_over_chance_ok'] else 'NOT met'})"
+        f"Spearman(params, TIFA) = {spearman['coefficient']:.2f}, p = {spearman['p_value']:.3g} "
+        f"({spearman['p_method']}); bar {MIN_SPEARMAN}: {'met' if bars['spearman_ok'] else 'NOT met'}"
+    )
+    comparison = summary["largest_vs_smallest"]
+    if comparison is not None and comparison["effect"] is not None:
+        effect = comparison["effect"]
+        seeds = (
+            "" if min(effect["n_seeds"]) >= 2 else " (within one training seed: prompts and eval seeds only)"
+        )
+        print(
+            f"largest - smallest at step {comparison['at']:.0f}: {effect['value']:+.3f} "
+            f"[{effect['lo']:+.3f}, {effect['hi']:+.3f}]{seeds}: {comparison['verdict']}"
+        )
+    print(
+        f"largest model {bars['largest_margin_over_chance']:+.3f} over chance "
+        f"(bar {MIN_MARGIN_OVER_CHANCE}: {'met' if bars['largest_margin_over_chance_ok'] else 'NOT met'})"
     )
     for axis, fit in summary["fits"].items():
-        print(f"fit vs {axis}: {fit.get('law', fit.get('error'))}")
+        if "law" not in fit:
+            print(f"fit vs {axis}: {fit['error']}")
+            continue
+        b = fit["params"]["b"]
+        print(
+            f"fit vs {axis}: {fit['law']}, b in [{b['lo']:.3g}, {b['hi']:.3g}] (95%, {fit['n_runs']} models)"
+        )
     print(f"elapsed {summary['elapsed_s']:.0f} s; summary: {summary['study']}/summary.json; report: {report}")
 
 
@@ -182,13 +238,15 @@ def run_demo(
     out: str | Path, workers: int | None = None, overrides: list[str] = (), progress: bool = True
 ) -> dict:
     from t2iscale.report.build import build_report
+    from t2iscale.study.spec import load_spec
 
     start = time.perf_counter()
     out = Path(out)
     workers = workers or max(1, min(os.cpu_count() or 1, 4))
     train_ladder(out, workers, list(overrides), progress)
     report = build_report(out, metric=METRIC, progress=progress)
-    summary = summarize(out, time.perf_counter() - start)
+    factors = load_spec(DEMO_PRESET, list(overrides)).factors
+    summary = summarize(out, time.perf_counter() - start, factors)
     (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     print_summary(summary, report)
     return summary

@@ -50,6 +50,9 @@ def test_cli_on_ground_truth_renders(tmp_path, capsys):
     assert "TIFA 1.0000" in printed and "oracle FID" in printed
     tifa = json.loads((tmp_path / "eval" / "tifa.json").read_text())
     assert tifa["score"] == 1.0 and tifa["n_prompts"] == 6 and tifa["n_images"] == 12
+    # every image right: the interval over the prompts has no width
+    assert "TIFA 1.0000 [1.0000, 1.0000] (95%, over prompts)" in printed
+    assert tifa["interval"]["n_prompts"] == 6 and tifa["interval"]["n_samples"] == 12
     assert set(tifa["by_category"]) == {
         "single_object",
         "two_object",
@@ -77,6 +80,8 @@ def test_noise_scores_near_chance_and_far_in_oracle_features(tmp_path):
         progress=False,
     )
     assert abs(results["tifa"]["score"] - results["tifa"]["chance_level"]) < 0.15
+    interval = results["tifa"]["interval"]
+    assert 0.0 <= interval["lo"] < results["tifa"]["score"] < interval["hi"] <= 1.0
     assert results["oracle_fid"]["fid"] > 1.0
     assert (tmp_path / "out" / "eval" / "oracle_fid.json").is_file()
 

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 from report_html_check import check_local_images, page_text, parse_page
 from report_study import BACKBONES, run_ids
 
+from t2iscale.eval.intervals import replicate_estimate
 from t2iscale.eval.manifest import load_image, read_manifest
 from t2iscale.report import fmt
 from t2iscale.report.build import build_report, default_out
@@ -17,7 +20,7 @@ from t2iscale.report.samples import GRID_PAD_PX, collect_samples
 @pytest.fixture(scope="module")
 def report(tiny_study, tmp_path_factory):
     out = tmp_path_factory.mktemp("report") / "study_report.html"
-    path = build_report(tiny_study, out=out, bootstrap=100, progress=False)
+    path = build_report(tiny_study, out=out, progress=False)
     assert path == out
     return path
 
@@ -48,6 +51,9 @@ def test_every_image_is_a_local_png_beside_the_page(report, page):
     assert expected <= names, names
 
 
+INTERVAL = re.compile(r"(\d\.\d{3}) \[(\d\.\d{3}), (\d\.\d{3})\]")
+
+
 def test_runs_table_lists_every_run_with_status_and_final_value(tiny_study, page):
     text = page_text(page)
     data = collect_study(tiny_study)
@@ -57,15 +63,51 @@ def test_runs_table_lists_every_run_with_status_and_final_value(tiny_study, page
         row = page.row(ids[role])
         assert row[header.index("backbone")] == backbone
         assert row[header.index("status")] == "finished"
-        assert row[header.index("final tifa")] == f"{data.final_value(ids[role], 'tifa'):.4f}"
+        assert row[header.index("final tifa")].startswith(f"{data.final_value(ids[role], 'tifa'):.3f} [")
         assert row[header.index("last eval step")] == "6"
         assert row[header.index("params")] == fmt.count(data.run(ids[role]).params)
     assert "2 runs (2 finished); 2 evaluated on tifa" in text
 
 
+def test_runs_table_shows_each_final_tifa_with_its_interval(tiny_study, page):
+    data = collect_study(tiny_study)
+    column = page.rows[0].index("final tifa")
+    for run_id in run_ids(tiny_study).values():
+        cell = page.row(run_id)[column]
+        match = INTERVAL.fullmatch(cell)
+        assert match, cell
+        value, lo, hi = map(float, match.groups())
+        assert lo <= value <= hi and lo < hi  # a real interval, not a point
+        assert lo >= 0.0 and hi <= 1.0  # inside TIFA's range
+        curve = next(c for c in data.curves if c.run_id == run_id)
+        expected = replicate_estimate([curve.samples[-1]], value_range=(0.0, 1.0))
+        assert cell == expected.text()
+        assert value == pytest.approx(curve.final_value, abs=5e-4)
+    text = page_text(page)
+    assert (
+        "Final values of TIFA are shown as value [lo, hi], the 95% t interval over the evaluation prompts and "
+        "eval seeds of that evaluation, within the run's one training seed" in text
+    )
+    n = len(data.curves[0].samples[-1])
+    assert f"n = {n} prompts, {n} images per evaluation." in text  # one eval seed per prompt here
+
+
+def test_nothing_on_the_page_says_bootstrap(report):
+    assert "bootstrap" not in report.read_text(encoding="utf-8").lower()
+
+
+def test_intro_counts_configurations_and_their_seeds(page):
+    assert "use 2 configurations evaluated on tifa, seeds per configuration: 1" in page_text(page)
+
+
 def test_compute_law_or_the_reason_it_cannot_be_fitted(page):
     text = page_text(page)
-    assert ("S = " in text and "·C^" in text and "95% CI" in text) or "cannot be fitted" in text
+    fitted = "S = " in text and "·C^" in text and "95% CI" in text and "Intervals: t interval" in text
+    # two configurations: too few for a law's interval, and the page says so
+    assert fitted or "Cannot fit the power law on 3 Pareto-frontier points (of 6) on C" in text
+    # the frontier points are listed with their intervals either way
+    frontier = [row for row in page.rows if len(row) == 5 and row[3] == "1" and INTERVAL.fullmatch(row[4])]
+    assert frontier, page.rows
 
 
 def test_sections_for_what_two_runs_cannot_support_say_why(page):
@@ -108,14 +150,27 @@ def test_sample_grid_rows_are_runs_by_size_at_their_last_step(tiny_study, page):
 
 
 def test_category_table_has_every_category(tiny_study, page):
-    text = page_text(page)
-    for name in collect_study(tiny_study).curves[0].category:
-        assert name in text
+    data = collect_study(tiny_study)
+    header = next(row for row in page.rows if row[:2] == ["run", "overall"])
+    categories = sorted(data.curves[0].category)
+    assert header[2:] == categories
+    rows = [
+        row for row in page.rows if row and row[0] in run_ids(tiny_study).values() and len(row) == len(header)
+    ]
+    assert len(rows) == 2
+    for row, curve in zip(rows, data.curves):
+        assert INTERVAL.fullmatch(row[1]), row  # the overall value carries its interval
+        # one prompt per category in the tiny study: the value, and the reason there is no interval
+        assert row[2:] == [f"{curve.category[name][-1]:.3f}" for name in categories]
+    assert (
+        "Per-category final values of TIFA without an interval: an interval over prompts needs at least 2 "
+        "prompts, got 1." in page_text(page)
+    )
 
 
 def test_default_output_is_inside_the_study(tiny_study):
-    path = build_report(tiny_study, bootstrap=0, progress=False)
+    path = build_report(tiny_study, progress=False)
     assert path == default_out(tiny_study) == tiny_study / "report" / "report.html"
     page = parse_page(path)
     check_local_images(path, page)
-    assert "no bootstrap" in page_text(page) or "cannot be fitted" in page_text(page)
+    assert "Runs" in page_text(page)

@@ -10,7 +10,7 @@ from t2iscale.cli import main
 
 def test_report_command_writes_the_page(tiny_study, tmp_path, capsys):
     out = tmp_path / "site" / "index.html"
-    code = main(["report", "--study", str(tiny_study), "--out", str(out), "--bootstrap", "50", "--quiet"])
+    code = main(["report", "--study", str(tiny_study), "--out", str(out), "--quiet"])
     assert code == 0
     assert capsys.readouterr().out.strip() == f"report written to {out}"
     page = parse_page(out)
@@ -20,10 +20,7 @@ def test_report_command_writes_the_page(tiny_study, tmp_path, capsys):
 
 
 def test_report_command_default_output(tiny_study, capsys):
-    assert (
-        main(["report", "--study", str(tiny_study), "--bootstrap", "0", "--sample-columns", "2", "--quiet"])
-        == 0
-    )
+    assert main(["report", "--study", str(tiny_study), "--sample-columns", "2", "--quiet"]) == 0
     assert (tiny_study / "report" / "report.html").is_file()
     assert "report.html" in capsys.readouterr().out
 
@@ -42,6 +39,18 @@ def test_report_help_lists_the_options(capsys):
     except SystemExit as exit_:
         assert exit_.code == 0
     help_text = capsys.readouterr().out
-    for option in ("--study", "--out", "--metric", "--bootstrap", "--sample-columns"):
+    for option in ("--study", "--out", "--metric", "--sample-columns"):
         assert option in help_text
     assert "(default: tifa)" in help_text
+    assert "bootstrap" not in help_text.lower() and "--seed" not in help_text
+    assert "95% interval" in " ".join(help_text.split())
+
+
+def test_report_command_refuses_the_removed_bootstrap_options(tiny_study, capsys):
+    for option in (["--bootstrap", "50"], ["--seed", "1"]):
+        try:
+            code = main(["report", "--study", str(tiny_study), "--quiet", *option])
+        except SystemExit as exit_:
+            code = exit_.code
+        assert code == 2, option
+        assert "unrecognized arguments" in capsys.readouterr().err

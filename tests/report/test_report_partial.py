@@ -10,6 +10,7 @@ from t2iscale.errors import UserError
 from t2iscale.report.build import build_report
 from t2iscale.report.collect import collect_study
 from t2iscale.report.samples import collect_samples
+from t2iscale.study.registry import StudyRegistry
 
 
 def test_failed_and_unevaluated_runs_appear_with_their_status(tiny_study, tmp_path):
@@ -17,7 +18,7 @@ def test_failed_and_unevaluated_runs_appear_with_their_status(tiny_study, tmp_pa
     ids = run_ids(study)
     mark_failed(study, ids["large"])
     newcomer_id = add_pending_run(study)
-    path = build_report(study, bootstrap=50, progress=False)
+    path = build_report(study, progress=False)
     page = parse_page(path)
     check_local_images(path, page)
     text = page_text(page)
@@ -27,8 +28,8 @@ def test_failed_and_unevaluated_runs_appear_with_their_status(tiny_study, tmp_pa
     newcomer = page.row(newcomer_id)  # in the runs table, though it has no evaluation
     assert newcomer[status] == "pending" and newcomer[final] == "—"
     assert newcomer[header.index("last eval step")] == "—"
-    large = page.row(ids["large"])  # a failed run keeps the evaluations it made
-    assert large[status] == "failed" and large[final] != "—"
+    large = page.row(ids["large"])  # a failed run keeps the evaluations it made, with their interval
+    assert large[status] == "failed" and large[final] != "—" and " [" in large[final]
     data = collect_study(study)
     assert [c.run_id for c in data.curves] == [ids["small"], ids["large"]]
     assert [row.run_id for row in collect_samples(data).rows] == [ids["small"], ids["large"]]
@@ -59,9 +60,25 @@ def test_run_without_sample_images_is_noted_not_fatal(tiny_study, tmp_path):
     small = run_ids(study)["small"]
     for step_dir in (study / "runs" / small / "eval").glob("step_*"):
         (step_dir / "manifest.jsonl").unlink()
-    path = build_report(study, bootstrap=0, progress=False)
+    path = build_report(study, progress=False)
     page = parse_page(path)
     check_local_images(path, page)
     text = page_text(page)
     assert f"{small}: no sample images on disk for its evaluated steps" in text
     assert "samples.png" in page.images  # the other run still has its row
+
+
+def test_study_evaluated_before_samples_were_kept_prints_values_without_interval(tiny_study, tmp_path):
+    study = copy_study(tiny_study, tmp_path / "study")
+    with StudyRegistry(study) as registry, registry.transaction() as db:
+        db.execute("UPDATE evaluations SET samples = NULL")
+    path = build_report(study, progress=False)
+    page = parse_page(path)
+    check_local_images(path, page)
+    data = collect_study(study)
+    final = page.rows[0].index("final tifa")
+    for curve in data.curves:
+        assert page.row(curve.run_id)[final] == f"{curve.final_value:.3f}"  # the value, no interval
+    text = page_text(page)
+    assert "Final values of TIFA without an interval: evaluated before per-image scores were kept." in text
+    assert "point(s) have no interval: their evaluations kept no per-image scores" in text

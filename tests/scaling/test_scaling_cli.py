@@ -1,15 +1,15 @@
 import json
 import subprocess
 import sys
-import types
 
 import numpy as np
 import pytest
 
+from conftest import synthetic_curves
 from t2iscale.cli import main
 from t2iscale.scaling.fits import fit_law, predict
 from t2iscale.scaling.frontier import pareto_frontier
-from t2iscale.scaling.points import save_points, scaling_points
+from t2iscale.scaling.points import Curve, save_points, scaling_points
 
 
 @pytest.fixture
@@ -23,23 +23,24 @@ def _run_json(capsys, argv):
 
 
 def test_fit_json_matches_the_library(capsys, points_file, study_curves):
-    out = _run_json(
-        capsys, ["fit", "--points", str(points_file), "--x", "compute", "--bootstrap", "300", "--json"]
-    )
+    out = _run_json(capsys, ["fit", "--points", str(points_file), "--x", "compute", "--json"])
     frontier = pareto_frontier(scaling_points(study_curves, "compute"))
-    fit = fit_law([p.x for p in frontier], [p.value for p in frontier], bootstrap=300, seed=0)
+    # a run gives several frontier points: one cluster each
+    fit = fit_law([p.x for p in frontier], [p.value for p in frontier], clusters=[p.run_id for p in frontier])
     assert out["axis"] == "compute" and out["symbol"] == "C" and out["form"] == "power"
-    assert out["frontier"] is True and out["metric"] == "tifa"
+    assert out["metric"] == "tifa"
     assert out["n_points"] == len(frontier) == len(out["points"])
+    assert out["n_runs"] == len({p.run_id for p in frontier}) < len(frontier)
     assert out["n_candidate_points"] == sum(len(c.steps) - 1 for c in study_curves)
-    assert [(p["run_id"], p["step"]) for p in out["points"]] == [(p.run_id, p.step) for p in frontier]
+    assert [(p["configuration"], p["step"]) for p in out["points"]] == [(p.run_id, p.step) for p in frontier]
     for name in ("a", "b"):
         entry = out["params"][name]
         assert entry["estimate"] == pytest.approx(fit.params[name])
         assert [entry["lo"], entry["hi"]] == pytest.approx(list(fit.interval(name)))
         assert entry["lo"] <= entry["estimate"] <= entry["hi"]
-    assert out["r2"] == pytest.approx(fit.r2) and out["bootstrap"] == {"n": 300, "failed": 0, "seed": 0}
+    assert out["r2"] == pytest.approx(fit.r2) and "cluster-robust CR2" in out["interval_method"]
     assert out["law"].startswith("S = ") and "·C^" in out["law"]
+    assert all(p["interval"] is None and p["n_seeds"] == 1 for p in out["points"])  # the file has no samples
 
 
 def test_no_frontier_uses_every_point_and_params_axis_uses_runs(capsys, points_file, study_curves):
@@ -52,84 +53,90 @@ def test_no_frontier_uses_every_point_and_params_axis_uses_runs(capsys, points_f
             "--x",
             "compute",
             "--no-frontier",
-            "--bootstrap",
-            "50",
             "--json",
         ],
     )
     assert every["n_points"] == every["n_candidate_points"] == sum(len(c.steps) - 1 for c in study_curves)
-    by_params = _run_json(
-        capsys, ["fit", "--points", str(points_file), "--x", "params", "--bootstrap", "50", "--json"]
-    )
+    by_params = _run_json(capsys, ["fit", "--points", str(points_file), "--x", "params", "--json"])
     assert by_params["symbol"] == "N" and by_params["n_candidate_points"] == len(study_curves)
     assert by_params["params"]["b"]["estimate"] > 0  # bigger models end higher in the synthetic study
 
 
 def test_fit_text_output(capsys, points_file):
-    assert main(["fit", "--points", str(points_file), "--x", "data", "--bootstrap", "100"]) == 0
+    assert main(["fit", "--points", str(points_file), "--x", "data"]) == 0
     out = capsys.readouterr().out
     assert out.startswith("S = ") and "·D^" in out
-    assert "95% CI [" in out and "R² " in out and "points used:" in out
-    assert "n900m-d800m" in out  # the best run is on the data envelope
+    assert "95% CI [" in out and "R² " in out and "points used" in out
+    assert "900M params, 800M pairs" in out  # the best run is on the data envelope
 
 
-def test_saturating_fit_from_a_csv_file(capsys, tmp_path, study_curves):
-    path = save_points(tmp_path / "points.csv", study_curves)
-    out = _run_json(
-        capsys,
+def test_saturating_fit_from_a_csv_file(capsys, tmp_path):
+    # eight model sizes whose final TIFA approaches a ceiling: S = 0.9 - 2·N^(-0.3)
+    sizes = np.geomspace(1e5, 1e9, 8)
+    noise = 0.003 * np.random.default_rng(0).standard_normal(sizes.size)
+    curves = [
+        Curve(
+            f"n{i}",
+            f"n{i}",
+            int(n),
+            n / 1e4,
+            None,
+            [1000],
+            [32000],
+            [1e12 * (i + 1)],
+            [0.9 - 2 * n**-0.3 + e],
+        )
+        for i, (n, e) in enumerate(zip(sizes, noise))
+    ]
+    path = save_points(tmp_path / "points.csv", curves)
+    out = _run_json(capsys, ["fit", "--points", str(path), "--x", "params", "--form", "saturating", "--json"])
+    assert out["form"] == "saturating" and set(out["params"]) == {"s_inf", "a", "b"}
+    assert out["params"]["s_inf"]["lo"] < 0.9 < out["params"]["s_inf"]["hi"]
+    assert out["params"]["b"]["lo"] < 0.3 < out["params"]["b"]["hi"]
+    assert out["n_points"] == 8 and "n − k df" in out["interval_method"]
+    # the synthetic study's frontier holds points of 3 runs only: too few for 3 parameters
+    main(
         [
             "fit",
             "--points",
-            str(path),
+            str(save_points(tmp_path / "study.csv", synthetic_curves())),
             "--x",
             "compute",
             "--form",
             "saturating",
-            "--bootstrap",
-            "100",
-            "--json",
-        ],
+        ]
     )
-    assert out["form"] == "saturating" and set(out["params"]) == {"s_inf", "a", "b"}
-    best = max(c.final_value for c in study_curves)
-    assert best - 0.02 < out["params"]["s_inf"]["estimate"] < 1.5
+    assert "interval needs points from at least 4 runs, got 3" in capsys.readouterr().err
 
 
 def test_predict_json(capsys, points_file, study_curves):
-    at = 4e19  # 10x beyond the largest compute of the study
+    at = 1e19  # 2.5x beyond the largest compute of the study (10x would take the law past TIFA 1)
     out = _run_json(
-        capsys,
-        [
-            "predict",
-            "--points",
-            str(points_file),
-            "--x",
-            "compute",
-            "--at",
-            str(at),
-            "--bootstrap",
-            "300",
-            "--json",
-        ],
+        capsys, ["predict", "--points", str(points_file), "--x", "compute", "--at", str(at), "--json"]
     )
     frontier = pareto_frontier(scaling_points(study_curves, "compute"))
-    fit = fit_law([p.x for p in frontier], [p.value for p in frontier], bootstrap=300, seed=0)
-    value, lo, hi = predict(fit, at)
+    fit = fit_law([p.x for p in frontier], [p.value for p in frontier], clusters=[p.run_id for p in frontier])
+    expected = predict(fit, at, (0.0, 1.0))
     prediction = out["prediction"]
-    assert prediction["at"] == at
-    assert [prediction["value"], prediction["lo"], prediction["hi"]] == pytest.approx([value, lo, hi])
-    assert prediction["lo"] < prediction["value"] < prediction["hi"]
+    assert prediction["at"] == at and prediction["metric_range"] == [0.0, 1.0]
+    assert [prediction["value"], prediction["lo"], prediction["hi"]] == pytest.approx(
+        [expected.value, expected.lo, expected.hi]
+    )
+    assert prediction["lo"] < prediction["value"] < prediction["hi"] <= 1.0
     assert prediction["extrapolation_factor"] == pytest.approx(at / max(p.x for p in frontier))
     assert out["fit"]["law"] == fit.render("C")
 
 
 def test_predict_text_flags_extrapolation(capsys, points_file):
-    assert (
-        main(["predict", "--points", str(points_file), "--x", "params", "--at", "1e10", "--bootstrap", "50"])
-        == 0
-    )
+    assert main(["predict", "--points", str(points_file), "--x", "params", "--at", "1e10"]) == 0
     out = capsys.readouterr().out
     assert out.startswith("S(N = 1e+10) = ") and "95% CI [" in out and "extrapolation" in out
+
+
+def test_predict_outside_the_metric_range_is_refused(capsys, points_file):
+    assert main(["predict", "--points", str(points_file), "--x", "compute", "--at", "1e40"]) == 2
+    err = capsys.readouterr().err
+    assert "outside the metric's range [0, 1]" in err and err.count("\n") == 1
 
 
 def test_correlate_json(capsys, points_file):
@@ -141,6 +148,8 @@ def test_correlate_json(capsys, points_file):
         ("gmacs", "pearson"),
     }
     assert all(c["coefficient"] > 0.5 for c in out["correlations"])
+    assert all(c["p_method"] == "exact permutation test over 362880 orderings" for c in out["correlations"])
+    assert [p["n_seeds"] for p in out["points"]] == [1] * 9
 
 
 def test_errors_are_one_line(capsys, tmp_path, points_file):
@@ -155,32 +164,8 @@ def test_errors_are_one_line(capsys, tmp_path, points_file):
     # the params envelope of 3 model sizes has 3 points: too few for 3 parameters, and the error says where from
     assert main(["fit", "--points", str(points_file), "--x", "params", "--form", "saturating"]) == 2
     err = capsys.readouterr().err
-    assert "fit on 3 Pareto-frontier points (of 9) on --x params: a saturating law" in err
+    assert "saturating law on 3 Pareto-frontier points (of 9) on N: a saturating law" in err
     assert "needs at least 4 points, got 3" in err
-
-
-def test_study_without_results_loader_is_a_clear_error(capsys, monkeypatch, tmp_path):
-    monkeypatch.setitem(sys.modules, "t2iscale.study.results", None)  # makes the import fail
-    assert main(["fit", "--study", str(tmp_path), "--x", "compute"]) == 2
-    assert "study results are not available" in capsys.readouterr().err
-
-
-def test_study_uses_the_study_results_loader(capsys, monkeypatch, tmp_path, study_curves):
-    calls = []
-
-    def load_curves(study_dir, metric):
-        calls.append((study_dir, metric))
-        return study_curves
-
-    module = types.ModuleType("t2iscale.study.results")
-    module.load_curves = load_curves
-    monkeypatch.setitem(sys.modules, "t2iscale.study.results", module)
-    out = _run_json(
-        capsys,
-        ["fit", "--study", str(tmp_path), "--x", "params", "--metric", "tifa", "--bootstrap", "50", "--json"],
-    )
-    assert calls == [(str(tmp_path), "tifa")]
-    assert out["n_candidate_points"] == len(study_curves)
 
 
 def _modules_after(code: str) -> set[str]:
@@ -191,7 +176,7 @@ def _modules_after(code: str) -> set[str]:
 
 def test_scaling_imports_no_torch():
     modules = _modules_after(
-        "import t2iscale.scaling as scaling, t2iscale.scaling.cli\n"
+        "import t2iscale.scaling as scaling\n"
         "for name in scaling.__all__:\n"
         "    getattr(scaling, name)  # every public name, so every submodule\n"
     )
@@ -200,7 +185,7 @@ def test_scaling_imports_no_torch():
 
 
 def test_cli_module_defers_scipy_so_help_stays_fast():
-    assert "scipy" not in _modules_after("import t2iscale.scaling.cli")
+    assert "scipy" not in _modules_after("import t2iscale.findings.cli")
 
 
 def test_synthetic_study_is_not_degenerate(study_curves):

@@ -1,9 +1,12 @@
+import itertools
+import math
+
 import numpy as np
 import pytest
 from scipy import stats
 
 from t2iscale.errors import UserError
-from t2iscale.scaling.correlation import final_value_correlations
+from t2iscale.scaling.correlation import correlation_test, final_value_correlations
 from t2iscale.scaling.points import Curve
 
 
@@ -57,3 +60,48 @@ def test_correlation_errors():
         final_value_correlations(_runs([1, 2, 3], [1.0, None, 2.0], [0.1, 0.2, 0.3]))
     with pytest.raises(UserError, match="every run has the same 'params'"):
         final_value_correlations(_runs([5, 5, 5], [1.0, 2.0, 3.0], [0.1, 0.2, 0.3]))
+
+
+def _enumerated_p(x, y, method):
+    """Two-sided p by full enumeration: 2 × the smaller tail of the statistic over every ordering of y."""
+    statistic = (
+        (lambda a, b: stats.spearmanr(a, b).statistic)
+        if method == "spearman"
+        else (lambda a, b: stats.pearsonr(a, b).statistic)
+    )
+    observed = statistic(x, y)
+    null = np.array([statistic(x, np.array(order)) for order in itertools.permutations(y)])
+    tolerance = 1e-12
+    tail = min(np.mean(null >= observed - tolerance), np.mean(null <= observed + tolerance))
+    return min(1.0, 2 * tail)
+
+
+@pytest.mark.parametrize("n", [3, 4, 5])
+@pytest.mark.parametrize("method", ["spearman", "pearson"])
+def test_small_n_p_values_are_exact(n, method):
+    rng = np.random.default_rng(n)
+    for trial in range(4):
+        x = np.geomspace(1e5, 1e6, n) if trial else np.arange(1.0, n + 1)
+        y = rng.uniform(0.4, 0.8, n) if trial < 3 else np.linspace(0.4, 0.8, n)  # the last: a perfect ranking
+        coefficient, p, how = correlation_test(x, y, method)
+        assert p == pytest.approx(_enumerated_p(x, y, method), abs=1e-12)
+        assert how == f"exact permutation test over {math.factorial(n)} orderings"
+    # a perfect ranking of n models: 2 of the n! orderings reach |rho| = 1
+    assert correlation_test(np.arange(n), np.arange(n) ** 2, "spearman")[1] == pytest.approx(
+        2 / math.factorial(n)
+    )
+
+
+def test_four_models_in_perfect_order_give_p_one_twelfth_not_zero():
+    results = _by_key(
+        final_value_correlations(_runs([1, 2, 3, 4], [1.0, 2.0, 3.0, 4.0], [0.58, 0.65, 0.69, 0.72]))
+    )
+    assert results["params", "spearman"].coefficient == pytest.approx(1.0)
+    assert results["params", "spearman"].p_value == pytest.approx(1 / 12)
+    assert results["params", "spearman"].n_seeds == (1, 1, 1, 1)
+
+
+def test_large_n_uses_the_t_approximation():
+    x = np.arange(12.0)
+    coefficient, p, how = correlation_test(x, x + np.sin(x), "spearman")
+    assert how == "t approximation" and p == pytest.approx(stats.spearmanr(x, x + np.sin(x)).pvalue)

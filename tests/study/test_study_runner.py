@@ -70,10 +70,7 @@ def test_a_study_runs_end_to_end_through_the_cli_and_feeds_the_fits(tmp_path, ca
     assert load_curves(study, "clip") == []
 
     # the fits read the study database
-    assert (
-        main(["fit", "--study", str(study), "--x", "params", "--no-frontier", "--bootstrap", "20", "--json"])
-        == 0
-    )
+    assert main(["fit", "--study", str(study), "--x", "params", "--no-frontier", "--json"]) == 0
     fit = json.loads(capsys.readouterr().out)
     assert fit["axis"] == "params" and len(fit["points"]) == 3
     assert sorted(point["x"] for point in fit["points"]) == sorted(run.params for run in runs)

@@ -4,7 +4,9 @@ A training hook: at every `eval.every_steps` and at the end, the main process ge
 with the live weights and scores it. Results land in the run folder, linked by files like any evaluation:
 
     eval/step_000500/manifest.jsonl, images/, eval/<metric>.json
-    eval/eval.jsonl   one line per (step, metric): step, images_seen, train_flops, metric, value, categories
+    eval/eval.jsonl   one line per (step, metric): step, images_seen, train_flops, metric, value, categories,
+                      n_images (images scored; FID: generated ones) and, for per-image metrics (TIFA, CLIP),
+                      samples (`t2iscale.eval.samples.SampleScores` JSON: one score per prompt and eval seed)
 
 so alignment-vs-steps and alignment-vs-compute curves exist for every run. A step already in `eval.jsonl` is not
 evaluated again (a resumed run repeats nothing).
@@ -28,6 +30,11 @@ def headline_value(metric: str, result: dict) -> float:
     return float(
         result["clip_score"] if metric == "clip" else result["fid"] if "fid" in metric else result["score"]
     )
+
+
+def images_scored(metric: str, result: dict) -> int:
+    """The N behind a metric's value: images scored (FID, a set statistic: the generated images)."""
+    return int(result["n_generated"] if "fid" in metric else result["n_images"])
 
 
 def category_values(result: dict) -> dict[str, float]:
@@ -114,9 +121,12 @@ class EvaluateAlongTraining:
                 "metric": metric,
                 "value": headline_value(metric, result),
                 "categories": category_values(result),
+                "n_images": images_scored(metric, result),
             }
             if "chance_level" in result:
                 record["chance_level"] = result["chance_level"]
+            if "samples" in result:
+                record["samples"] = result["samples"]
             log.write(record)
             records.append(record)
         return records

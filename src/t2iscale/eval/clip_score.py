@@ -9,6 +9,10 @@ write, e.g. a local copy of openai/clip-vit-large-patch14). Two adapters sit in 
   `get_image_features` / `get_text_features`, which torchmetrics 1.9 does not expect);
 - the processor adapter truncates captions to the text encoder's token limit *with* the end-of-text token kept
   (CLIP pools the text at that token), after we warn which captions are too long.
+
+A small CLIPScore subclass also keeps each image's score, the per-sample scores that intervals and paired
+comparisons are computed from. They are torchmetrics' own per-image scores, unclamped: torchmetrics clamps only
+the mean at 0 (whatever its docstring says), so their mean is the headline CLIP score whenever that is positive.
 """
 
 from __future__ import annotations
@@ -19,6 +23,9 @@ from itertools import islice
 from pathlib import Path
 
 import numpy as np
+import torch
+from torchmetrics.functional.multimodal.clip_score import _clip_score_update
+from torchmetrics.multimodal import CLIPScore
 from tqdm.auto import tqdm
 
 from t2iscale.errors import UserError
@@ -60,6 +67,24 @@ class _TruncatingProcessor:
         return self.processor(*args, **kwargs)
 
 
+class _PerImageClipScore(CLIPScore):
+    """CLIPScore whose `update` (torchmetrics' own computation and running sum) also keeps each image's score."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.add_state("image_scores", default=[], dist_reduce_fx="cat")
+
+    def update(self, source, target) -> None:
+        score, n_samples = _clip_score_update(source, target, self.model, self.processor)  # (B,) 100 · cos
+        self.score += score.sum(0)
+        self.n_samples += n_samples
+        self.image_scores.append(score.cpu())
+
+    def per_image(self) -> list[float]:
+        """100 · cos(image, caption) of every image so far, in update order (not clamped at 0)."""
+        return torch.cat(self.image_scores).tolist()
+
+
 class ClipScorer:
     """CLIP score of images against captions, from a local CLIP directory."""
 
@@ -95,10 +120,10 @@ class ClipScorer:
     def score(
         self, images: Iterable[np.ndarray], captions: list[str], batch_size: int = 32, progress: bool = False
     ) -> dict:
-        """Mean CLIP score of `images` (np.uint8 (H, W, 3) each, read lazily) against one caption per image."""
-        import torch
-        from torchmetrics.multimodal import CLIPScore
+        """Mean CLIP score of `images` (np.uint8 (H, W, 3) each, read lazily) against one caption per image.
 
+        `image_scores` holds each image's 100 · cos(image, caption), in the order of `images`.
+        """
         if not captions:
             raise UserError("no images to compute a CLIP score for")
         long_ones = self.too_long(captions)
@@ -109,7 +134,7 @@ class ClipScorer:
                 UserWarning,
                 stacklevel=2,
             )
-        metric = CLIPScore(model_name_or_path=lambda: (self.model, self.processor))
+        metric = _PerImageClipScore(model_name_or_path=lambda: (self.model, self.processor))
         image_iter = iter(images)
         with torch.no_grad():
             for start in tqdm(range(0, len(captions), batch_size), desc="CLIP score", disable=not progress):
@@ -132,4 +157,5 @@ class ClipScorer:
             "n_truncated_captions": len(long_ones),
             "max_tokens": self.max_tokens,
             "model": self.source,
+            "image_scores": metric.per_image(),
         }

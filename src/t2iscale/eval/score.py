@@ -22,7 +22,10 @@ from pathlib import Path
 import numpy as np
 
 from t2iscale.errors import UserError
+from t2iscale.eval.intervals import replicate_estimate
 from t2iscale.eval.manifest import ManifestEntry, load_image, read_manifest
+from t2iscale.eval.metrics import metric_info
+from t2iscale.eval.samples import SampleScores
 from t2iscale.eval.tifa import (
     check_prompts_have_questions,
     load_questions,
@@ -193,6 +196,22 @@ def _captions(sources: _Sources) -> list[str]:
     return captions
 
 
+def _samples(sources: _Sources, image_scores: list[float]) -> dict:
+    """A per-image metric's scores (manifest order) as a `SampleScores` dict keyed by prompt id and eval seed.
+
+    Each sample carries its prompt's category when the questions have one (GenEval's in the shapes world).
+    """
+    entries = sources.entries
+    category = {q["id"]: q.get("category") for q in sources.questions or []}
+    categories = [category.get(entry.prompt_id) for entry in entries]
+    return SampleScores(
+        tuple(entry.prompt_id for entry in entries),
+        tuple(entry.seed for entry in entries),
+        image_scores,
+        categories if any(categories) else None,
+    ).to_dict()
+
+
 def score_images(
     manifest: str | Path,
     metrics: str | Sequence[str] = ("tifa",),
@@ -242,12 +261,14 @@ def score_images(
             tifa = run_tifa(
                 images, sources.questions, vqa_backend, total=len(sources.entries), progress=progress
             )
+            samples = _samples(sources, tifa.pop("image_scores"))
             result = {
                 "metric": "tifa",
                 "vqa_backend": backend_name(vqa_backend),
                 "questions": sources.questions_source,
                 **common,
                 **tifa,
+                "samples": samples,
             }
         elif metric == "clip":
             from t2iscale.eval.clip_score import ClipScorer
@@ -255,7 +276,8 @@ def score_images(
             clip = ClipScorer(clip_model, device=device).score(
                 sources.generated_images(), _captions(sources), batch_size=batch_size, progress=progress
             )
-            result = {"metric": "clip", **common, **clip}
+            samples = _samples(sources, clip.pop("image_scores"))
+            result = {"metric": "clip", **common, **clip, "samples": samples}
         else:
             from t2iscale.eval.fid import OracleFeatures, TorchScriptFeatures, frechet_distance
 
@@ -285,9 +307,16 @@ def score_images(
                 **common,
                 **fid,
             }
+        if "samples" in result:
+            result["interval"] = sample_interval(metric, result["samples"]).to_dict()
         results[metric] = result
         write_result(out_dir, metric, result)
     return results
+
+
+def sample_interval(metric: str, samples: dict):
+    """The 95% interval of a per-image metric's value over the prompts (`t2iscale.eval.intervals`)."""
+    return replicate_estimate([SampleScores.from_dict(samples)], value_range=metric_info(metric).value_range)
 
 
 def write_result(out_dir: str | Path, metric: str, result: dict) -> Path:
@@ -298,14 +327,16 @@ def write_result(out_dir: str | Path, metric: str, result: dict) -> Path:
 
 
 def headline(metric: str, result: dict) -> str:
-    """One line per metric for the CLI."""
+    """One line per metric for the CLI; a per-image metric with its 95% interval over the prompts."""
+    interval = result.get("interval")
+    bounds = "" if interval is None else f" [{interval['lo']:.4f}, {interval['hi']:.4f}] (95%, over prompts)"
     if metric == "tifa":
         return (
-            f"TIFA {result['score']:.4f} (chance {result['chance_level']:.4f}) over {result['n_prompts']} prompts, "
-            f"{result['n_images']} images"
+            f"TIFA {result['score']:.4f}{bounds}, chance {result['chance_level']:.4f}, over {result['n_prompts']} "
+            f"prompts, {result['n_images']} images"
         )
     if metric == "clip":
-        return f"CLIP score {result['clip_score']:.3f} over {result['n_images']} images"
+        return f"CLIP score {result['clip_score']:.3f}{bounds} over {result['n_images']} images"
     return (
         f"{'FID' if metric == 'fid' else 'oracle FID'} {result['fid']:.4f} "
         f"({result['n_generated']} generated vs {result['n_reference']} reference images)"

@@ -8,7 +8,8 @@ its questions answered correctly, and the TIFA score is the mean over prompts. H
   "element_type", "element", "coco_val_id"?}` where `id` is the prompt id (extra keys such as the shapes
   world's `category` and `query` are kept);
 - the answerer is any `t2iscale.eval.vqa.VQABackend` (the shapes world's oracle, or a local BLIP model);
-- with several images per prompt (several seeds), a prompt's score is the mean over its images;
+- with several images per prompt (several seeds), a prompt's score is the mean over its images; each image's own
+  score is kept too (`image_scores`), the per-sample scores that intervals and paired comparisons need;
 - breakdowns: accuracy per `element_type` (over all answers of that type), and the mean prompt score per
   `category` when the questions carry one (GenEval's categories in the shapes world);
 - the chance level of a question set: mean over prompts of the mean over its questions of 1/len(choices), i.e.
@@ -133,10 +134,12 @@ def score_answers(questions: list[dict], answered: Iterable[tuple[str, list[str]
     """TIFA from answers already given: `answered` holds one (prompt_id, answers) per image.
 
     `answers[i]` answers the prompt's i-th question (order of `questions_by_prompt`). Only prompts that have at
-    least one image are scored; the chance level is computed over those same prompts.
+    least one image are scored; the chance level is computed over those same prompts. `image_scores` holds each
+    image's score (the fraction of its prompt's questions answered right), in the order of `answered`.
     """
     groups = questions_by_prompt(questions)
     image_scores: dict[str, list[float]] = defaultdict(list)
+    in_order: list[float] = []
     element_correct: dict[str, list[bool]] = defaultdict(list)
     element_chance: dict[str, list[float]] = defaultdict(list)
     for prompt_id, answers in answered:
@@ -157,6 +160,7 @@ def score_answers(questions: list[dict], answered: Iterable[tuple[str, list[str]
             element_correct[question["element_type"]].append(is_correct)
             element_chance[question["element_type"]].append(1.0 / len(question["choices"]))
         image_scores[prompt_id].append(float(np.mean(correct)))
+        in_order.append(image_scores[prompt_id][-1])
     if not image_scores:
         raise UserError("no images to score")
 
@@ -199,6 +203,7 @@ def score_answers(questions: list[dict], answered: Iterable[tuple[str, list[str]
             }
         result["by_category"] = by_category
     result["per_prompt"] = per_prompt
+    result["image_scores"] = in_order
     return result
 
 

@@ -7,8 +7,10 @@ from t2iscale.cli import add_command
 DESCRIPTION = """\
 Write a study's report: one HTML page with PNG plots beside it, readable offline (no scripts, no
 external assets). It shows the runs table, alignment along training, the compute law S = a·C^b on the
-Pareto frontier with bootstrap intervals, parameters vs GMACs, data scaling when the study varies the
-data size, per-category results and sample grids. Runs still training or failed appear with their status.
+Pareto frontier with a t interval for each parameter, parameters vs GMACs, data scaling when the study
+varies the data size, per-category results and sample grids. Every per-image metric value (TIFA, CLIP score)
+is shown with its 95% interval and its n; the laws and correlations pool the runs that differ only in the
+training seed into configurations. Runs still training or failed appear with their status.
 
   t2iscale report --study studies/ladder
   t2iscale report --study studies/ladder --out /tmp/ladder/report.html --metric clip
@@ -28,10 +30,6 @@ def register(subparsers) -> None:
     )
     parser.add_argument("--metric", default="tifa", help="the metric of the plots and fits")
     parser.add_argument(
-        "--bootstrap", type=int, default=1000, metavar="B", help="bootstrap resamples for the laws' intervals"
-    )
-    parser.add_argument("--seed", type=int, default=0, help="seed of the bootstrap")
-    parser.add_argument(
         "--sample-columns", type=int, default=8, metavar="N", help="prompts per run in the sample grid"
     )
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -44,8 +42,6 @@ def handle(args) -> int:
         args.study,
         out=args.out,
         metric=args.metric,
-        bootstrap=args.bootstrap,
-        seed=args.seed,
         sample_columns=args.sample_columns,
         progress=not args.quiet,
     )

@@ -1,8 +1,9 @@
 """Everything the report shows about a study, read once through `t2iscale.study.results`.
 
-The report reads the study database only through that API (`load_runs`, `load_curves`, `study_metrics`); from
-the run folders it points at it reads what the database does not hold: the metric's chance level (in
-`eval/eval.jsonl`) and the sample images (see `samples`).
+The report reads the study database only through that API (`load_runs`, `load_curves`, `study_metrics`) and
+`t2iscale.findings.arms.study_configurations` (the runs of the report metric pooled over training seeds, which
+the laws and correlations use); from the run folders it points at it reads what the database does not hold: the
+metric's chance level (in `eval/eval.jsonl`) and the sample images (see `samples`).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from t2iscale.errors import UserError
+from t2iscale.scaling.arms import Configuration
 from t2iscale.scaling.points import Curve
 from t2iscale.train.jsonl import read_jsonl
 from t2iscale.train.run_dir import RunDir
@@ -27,6 +29,13 @@ class StudyData:
     curves: list[Curve]  # the report metric's curves, same order; runs without evaluations have none
     curves_by_metric: dict[str, list[Curve]]
     chance_level: float | None  # of `metric` on the study's prompt set (same prompts for every run)
+    # `metric`'s evaluated runs pooled over training seeds, ordered by parameters like `runs`
+    configurations: list[Configuration]
+
+    @property
+    def configuration_curves(self) -> list[Curve]:
+        """One mean curve per configuration (run id = the configuration's key), in `configurations` order."""
+        return [configuration.as_curve() for configuration in self.configurations]
 
     def run(self, run_id: str):
         return next((run for run in self.runs if run.run_id == run_id), None)
@@ -65,6 +74,7 @@ def collect_study(study_dir: str | Path, metric: str = "tifa") -> StudyData:
     study_dir = Path(study_dir)
     if not study_dir.is_dir():
         raise UserError(f"study folder {str(study_dir)!r} does not exist")
+    from t2iscale.findings.arms import study_configurations
     from t2iscale.study import results
 
     runs = sorted(results.load_runs(study_dir), key=lambda run: size_order(run.params, run.run_id))
@@ -97,4 +107,8 @@ def collect_study(study_dir: str | Path, metric: str = "tifa") -> StudyData:
         curves=curves_by_metric[metric],
         curves_by_metric=curves_by_metric,
         chance_level=chance_level(runs, metric),
+        configurations=sorted(
+            study_configurations(study_dir, metric).configurations,
+            key=lambda c: size_order(c.params, c.label),
+        ),
     )

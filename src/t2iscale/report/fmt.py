@@ -3,6 +3,12 @@
 from __future__ import annotations
 
 import math
+from collections import Counter
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from t2iscale.eval.intervals import Estimate
 
 MISSING = "—"
 
@@ -23,8 +29,16 @@ def number(value: float | None, digits: int = 4) -> str:
     return f"{value:.{digits}g}"
 
 
+METRIC_DIGITS = 3  # as `Estimate.text` prints a value with its interval, so a column reads alike
+
+
 def metric_value(value: float | None) -> str:
-    return MISSING if value is None else f"{value:.4f}"
+    return MISSING if value is None else f"{value:.{METRIC_DIGITS}f}"
+
+
+def estimate(value: Estimate) -> str:
+    """'0.654 [0.612, 0.695]' (the level is stated once beside the table)."""
+    return value.text(METRIC_DIGITS)
 
 
 def duration(seconds: float | None) -> str:
@@ -40,7 +54,15 @@ def duration(seconds: float | None) -> str:
     return f"{hours} h {minutes:02d} min"
 
 
-def interval(bounds: tuple[float, float] | None, level: float) -> str:
-    if bounds is None:
-        return "no bootstrap interval"
+def interval(bounds: tuple[float, float], level: float) -> str:
+    """A law parameter's interval: '95% CI [0.0123, 0.0456]'."""
     return f"{level:.0%} CI [{bounds[0]:.4g}, {bounds[1]:.4g}]"
+
+
+def seeds(n_seeds: Sequence[int]) -> str:
+    """Training seeds behind each point: '1' when every point has one, else the counts with how often:
+    '3 (×4), 2 (×1)'."""
+    counts = Counter(n_seeds)
+    if len(counts) == 1:
+        return str(next(iter(counts)))
+    return ", ".join(f"{n} (×{times})" for n, times in sorted(counts.items(), reverse=True))

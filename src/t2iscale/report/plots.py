@@ -15,9 +15,11 @@ from matplotlib import colormaps
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, MaxNLocator, NullFormatter
 
+from t2iscale.eval.intervals import Estimate
+from t2iscale.findings.laws import LawResult
 from t2iscale.report import fmt
-from t2iscale.report.laws import LawResult, SizeCorrelations
 from t2iscale.report.samples import GRID_PAD_PX, SampleGrid
+from t2iscale.scaling.correlation import Correlation
 from t2iscale.scaling.points import Curve
 
 DPI = 100
@@ -58,6 +60,22 @@ def _chance(ax, chance_level: float | None) -> None:
     if chance_level is not None:
         ax.axhline(
             chance_level, linestyle="--", color="0.4", linewidth=1, label=f"chance ({chance_level:.3f})"
+        )
+
+
+def _error_bars(ax, xs, estimates: Sequence[Estimate | None], color, **options) -> None:
+    """Vertical bars from lo to hi at `xs` for the values that have an interval."""
+    kept = [(x, e) for x, e in zip(xs, estimates) if e is not None]
+    if kept:
+        ax.errorbar(
+            [x for x, _ in kept],
+            [e.value for _, e in kept],
+            yerr=[[e.value - e.lo for _, e in kept], [e.hi - e.value for _, e in kept]],
+            fmt="none",
+            ecolor=color,
+            elinewidth=0.8,
+            capsize=2,
+            **options,
         )
 
 
@@ -102,6 +120,11 @@ def alignment_curves(
     return _save(figure, path)
 
 
+def band_label(level: float, clipped: bool) -> str:
+    """The legend entry of a law's interval band: '95% interval of the law'."""
+    return f"{level:.0%} interval of the law" + (" (clipped to the metric's range)" if clipped else "")
+
+
 def frontier_law(
     law: LawResult,
     labels: dict[str, str],
@@ -110,7 +133,8 @@ def frontier_law(
     chance_level: float | None,
     path: Path,
 ) -> Path:
-    """(X, S) points per run, their Pareto frontier, and the fitted S = a·X^b with its bootstrap band."""
+    """(X, S) points per configuration, their Pareto frontier with each point's interval, and the fitted
+    S = a·X^b with its interval band (clipped to the metric's range)."""
     figure = Figure(figsize=FIGSIZE)
     ax = figure.add_subplot()
     by_run: dict[str, list] = {}
@@ -141,6 +165,12 @@ def frontier_law(
             color="black",
             label="Pareto frontier",
         )
+        _error_bars(
+            ax,
+            [p.x for p in law.frontier],
+            [law.estimates.get((p.run_id, p.step)) for p in law.frontier],
+            "black",
+        )
     band = law.band()
     if band is not None and law.candidates:
         # A band from few points can be orders of magnitude wide; keep the axes on the data.
@@ -157,7 +187,7 @@ def frontier_law(
                 color="crimson",
                 alpha=0.2,
                 linewidth=0,
-                label=f"{law.fit.ci_level:.0%} bootstrap band",
+                label=band_label(law.fit.ci_level, band.clipped),
             )
     _log_x(ax)
     unit = "FLOPs" if law.axis.name == "compute" else "image-noun pairs"
@@ -174,10 +204,16 @@ def size_scatter(
     colors: dict[str, tuple],
     metric: str,
     chance_level: float | None,
-    correlations: SizeCorrelations,
+    correlations: Sequence[Correlation],
+    estimates: dict[str, Estimate | None],
     path: Path,
 ) -> Path:
-    """Final metric against parameters (left) and GMACs (right), the paper's Fig. 10 comparison."""
+    """Final metric against parameters (left) and GMACs (right), the paper's Fig. 10 comparison; one point per
+    curve (a configuration), with its interval from `estimates` (by run id) where there is one."""
+
+    def find(predictor: str, method: str) -> Correlation | None:
+        return next((r for r in correlations if r.predictor == predictor and r.method == method), None)
+
     figure = Figure(figsize=(FIGSIZE[0] * 1.5, FIGSIZE[1]))
     axes = figure.subplots(1, 2, sharey=True)
     for ax, predictor, label in zip(axes, ("params", "gmacs"), ("parameters N", "inference GMACs")):
@@ -185,10 +221,11 @@ def size_scatter(
             x = getattr(curve, predictor)
             if x is not None:
                 ax.plot([x], [curve.final_value], "o", color=colors[curve.run_id], label=curve.label)
+                _error_bars(ax, [x], [estimates.get(curve.run_id)], colors[curve.run_id])
         _log_x(ax)
         ax.set_xlabel(label)
-        spearman = correlations.get(predictor, "spearman")
-        pearson = correlations.get(predictor, "pearson")
+        spearman = find(predictor, "spearman")
+        pearson = find(predictor, "pearson")
         if spearman is not None and pearson is not None:
             ax.set_title(
                 f"Spearman ρ = {spearman.coefficient:+.3f}, Pearson r = {pearson.coefficient:+.3f}",
@@ -202,9 +239,15 @@ def size_scatter(
 
 
 def category_bars(
-    curves: Sequence[Curve], colors: dict[str, tuple], categories: list[str], metric: str, path: Path
+    curves: Sequence[Curve],
+    colors: dict[str, tuple],
+    categories: list[str],
+    metric: str,
+    estimates: dict[str, dict[str, Estimate | None]],
+    path: Path,
 ) -> Path:
-    """Final per-category values: one group per category, one bar per run."""
+    """Final per-category values: one group per category, one bar per run, with the interval from
+    `estimates` (run id -> category -> Estimate or None) where there is one."""
     width_in = min(16.0, max(FIGSIZE[0], 0.25 * len(categories) * max(2, len(curves))))
     figure = Figure(figsize=(width_in, FIGSIZE[1]))
     ax = figure.add_subplot()
@@ -212,13 +255,10 @@ def category_bars(
     bar = 0.8 / max(1, len(curves))
     for i, curve in enumerate(curves):
         heights = [curve.category[name][-1] if name in curve.category else np.nan for name in categories]
-        ax.bar(
-            positions + (i - (len(curves) - 1) / 2) * bar,
-            heights,
-            bar,
-            color=colors[curve.run_id],
-            label=curve.label,
-        )
+        centres = positions + (i - (len(curves) - 1) / 2) * bar
+        ax.bar(centres, heights, bar, color=colors[curve.run_id], label=curve.label)
+        run_estimates = estimates.get(curve.run_id, {})
+        _error_bars(ax, centres, [run_estimates.get(name) for name in categories], "0.2")
     ax.set_xticks(positions, categories, rotation=20, ha="right", fontsize="small")
     ax.set_ylabel(f"final {metric}")
     ax.grid(alpha=0.3, axis="y")

@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from t2iscale.errors import UserError
+from t2iscale.eval.samples import SampleScores
 
 
 @dataclass(frozen=True)
@@ -53,7 +54,7 @@ _REQUIRED_KEYS = (
     "train_flops",
     "values",
 )
-_OPTIONAL_KEYS = ("label", "metric", "category")
+_OPTIONAL_KEYS = ("label", "metric", "category", "samples", "n_seeds")
 
 # Columns of a long-format CSV file (one row per evaluation); `category.<name>` columns add breakdowns.
 _CSV_REQUIRED = ("run_id", "step", "images_seen", "train_flops", "value")
@@ -100,7 +101,11 @@ class Curve:
     `params` (N), `gmacs` and `dataset_noun_pairs` (D) may be None when unknown; only the fits that need
     them complain. `steps`, `images_seen`, `train_flops`, `values` and every `category` list are aligned:
     entry i is the evaluation at `steps[i]`. `category` holds per-category breakdowns of the metric (e.g.
-    GenEval's counting, colors, position), which the study may record next to the overall value.
+    GenEval's counting, colors, position), which the study may record next to the overall value. `samples`, when
+    known, holds per evaluation its per-(prompt, eval seed) scores (`SampleScores`, None for an evaluation
+    without them): what intervals and paired comparisons are computed from. The CSV format does not carry them.
+    A curve that averages the replicate runs of one configuration (`t2iscale.scaling.arms`) records their
+    number in `n_seeds`.
     """
 
     run_id: str
@@ -114,6 +119,8 @@ class Curve:
     values: tuple[float, ...]
     metric: str = DEFAULT_METRIC
     category: dict[str, tuple[float, ...]] = field(default_factory=dict)
+    samples: tuple[SampleScores | None, ...] | None = None
+    n_seeds: int = 1  # training seeds whose runs this curve averages (1: one run)
 
     def __post_init__(self):
         try:
@@ -178,6 +185,23 @@ class Curve:
             category[name] = column
         set_(self, "category", category)
 
+        n_seeds = _as_int(self.n_seeds, "n_seeds")
+        if n_seeds < 1:
+            raise UserError(f"key 'n_seeds': must be at least 1, got {n_seeds}")
+        set_(self, "n_seeds", n_seeds)
+        if self.samples is not None:
+            samples = tuple(
+                entry if entry is None or isinstance(entry, SampleScores) else SampleScores.from_dict(entry)
+                for entry in _as_sequence(self.samples, "samples")
+            )
+            if len(samples) != n:
+                raise UserError(f"key 'samples': has {len(samples)} entries but 'steps' has {n}")
+            set_(self, "samples", samples if any(entry is not None for entry in samples) else None)
+
+    def samples_at(self, index: int) -> SampleScores | None:
+        """The per-sample scores of evaluation `index` (None when they were not kept)."""
+        return None if self.samples is None else self.samples[index]
+
     @property
     def final_value(self) -> float:
         return self.values[-1]
@@ -199,6 +223,12 @@ class Curve:
             "train_flops": list(self.train_flops),
             "values": list(self.values),
             "category": {name: list(values) for name, values in self.category.items()},
+            **({} if self.n_seeds == 1 else {"n_seeds": self.n_seeds}),
+            **(
+                {}
+                if self.samples is None
+                else {"samples": [None if entry is None else entry.to_dict() for entry in self.samples]}
+            ),
         }
 
     @classmethod
@@ -228,6 +258,8 @@ class Curve:
             values=data["values"],
             metric=data.get("metric", DEFAULT_METRIC),
             category=data.get("category", {}),
+            samples=data.get("samples"),
+            n_seeds=data.get("n_seeds", 1),
         )
 
 

@@ -42,3 +42,72 @@ PUBLISHED_LAWS: dict[str, PublishedLaw] = {
         axis="data", a=0.64, b=0.03, x_unit="million image-noun pairs (inferred)", x_scale=1e6
     ),
 }
+
+
+@dataclass(frozen=True)
+class PaperFinding:
+    """A direction the paper states for one compared factor: `winners` beat `losers` on alignment (TIFA)."""
+
+    id: str  # F1..F4, as DESIGN.md lists them
+    factor: str  # the `t2iscale compare --by` factor it is about
+    winners: tuple[str, ...]  # arm names; for the data factor, "larger" (more data beats less)
+    losers: tuple[str, ...]
+    matched: str  # where the paper reads it: "compute", "params" or "step"
+    statement: str
+    source: str  # section or table of Li et al., CVPR 2024
+
+    def expects(self, arm_a: str, arm_b: str) -> int | None:
+        """+1 when the paper expects A > B, −1 when it expects B > A, None when it says nothing of the pair."""
+        if self.winners == ("larger",):
+            try:
+                return 1 if float(arm_a) > float(arm_b) else -1
+            except ValueError:
+                return None
+        if arm_a in self.winners and arm_b in self.losers:
+            return 1
+        if arm_b in self.winners and arm_a in self.losers:
+            return -1
+        return None
+
+
+PAPER_FINDINGS: dict[str, PaperFinding] = {
+    finding.factor: finding
+    for finding in (
+        PaperFinding(
+            "F1",
+            "layout",
+            ("sdxl",),
+            ("sd2",),
+            "compute",
+            "SDXL's UNet layout beats SD2's at equal training compute",
+            "Sec. 4.1",
+        ),
+        PaperFinding(
+            "F2",
+            "scaling",
+            ("TD",),
+            ("C",),
+            "params",
+            "scaling transformer depth beats scaling channels at equal parameters",
+            "Sec. 4.2",
+        ),
+        PaperFinding(
+            "F3",
+            "caption_policy",
+            ("mix", "syn1", "syn5"),
+            ("alt",),
+            "step",
+            "synthetic or mixed captions beat alt-text (TIFA 0.835 mix, 0.833 synthetic, 0.810 alt)",
+            "Sec. 5.3, Table 4",
+        ),
+        PaperFinding(
+            "F4",
+            "dataset_size",
+            ("larger",),
+            (),
+            "step",
+            "alignment rises with training data, S = a·D^b with D in image-noun pairs",
+            "Sec. 5-6",
+        ),
+    )
+}

@@ -3,7 +3,9 @@
     study        key/value: the spec (JSON) it was created with, the format version
     runs         one row per grid point: ids, sizes (params, GMACs, D), status, claim (owner, heartbeat), timing,
                  throughput, error
-    evaluations  one row per (run_id, step, metric): images seen, training FLOPs, value, per-category values
+    evaluations  one row per (run_id, step, metric): images seen, training FLOPs, value, per-category values,
+                 images scored (`n_images`) and per-image scores (`samples`: `SampleScores` JSON, NULL for set
+                 statistics such as FID and for evaluations logged before samples were kept)
 
 Several runners (processes, Slurm jobs) share it. A run is claimed in a `BEGIN IMMEDIATE` transaction, so two
 runners can never both see it free; the connection waits (busy timeout) instead of failing while another holds
@@ -78,9 +80,14 @@ CREATE TABLE IF NOT EXISTS evaluations (
     value REAL,  -- NULL when the metric was not finite (SQLite stores NaN as NULL)
     categories TEXT NOT NULL DEFAULT '{}',
     chance_level REAL,
+    samples TEXT,
+    n_images INTEGER,
     PRIMARY KEY (run_id, step, metric)
 );
 """
+
+# Columns added to tables after the first studies were made: opening an older database adds them (NULL there).
+ADDED_COLUMNS = {"evaluations": (("samples", "TEXT"), ("n_images", "INTEGER"))}
 
 
 @dataclass(frozen=True)
@@ -128,6 +135,7 @@ class StudyRegistry:
                         db.execute(statement)
         elif not self._has_tables():
             raise UserError(f"{study_dir} is not a study folder ({DB_FILE} has no study tables)")
+        self._add_missing_columns()
 
     # -- plumbing --------------------------------------------------------------------------------------------
 
@@ -145,6 +153,24 @@ class StudyRegistry:
             row[0] for row in self.connection.execute("SELECT name FROM sqlite_master WHERE type='table'")
         }
         return {"study", "runs", "evaluations"} <= names
+
+    def _missing_columns(self, db: sqlite3.Connection) -> list[tuple[str, str, str]]:
+        missing = []
+        for table, columns in ADDED_COLUMNS.items():
+            present = {row["name"] for row in db.execute(f"PRAGMA table_info({table})")}
+            missing += [(table, name, kind) for name, kind in columns if name not in present]
+        return missing
+
+    def _add_missing_columns(self) -> None:
+        """Bring a database made by an older version up to the current schema."""
+        # Look first without the write lock, so opening a current database (the usual case, and readers such as
+        # `study status`) never waits for a runner's write; then look again under the lock, because another
+        # process opening the same study may have added the columns in between.
+        if not self._missing_columns(self.connection):
+            return
+        with self.transaction() as db:
+            for table, name, kind in self._missing_columns(db):
+                db.execute(f"ALTER TABLE {table} ADD COLUMN {name} {kind}")
 
     def set_journal_mode(self, shared_filesystem: bool) -> None:
         mode = "DELETE" if shared_filesystem else "WAL"
@@ -390,8 +416,8 @@ class StudyRegistry:
             db.execute("DELETE FROM evaluations WHERE run_id = ?", (run_id,))
             db.executemany(
                 """INSERT OR REPLACE INTO evaluations
-                (run_id, step, images_seen, train_flops, metric, value, categories, chance_level)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?)""",
+                (run_id, step, images_seen, train_flops, metric, value, categories, chance_level, samples, n_images)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
                 [
                     (
                         run_id,
@@ -402,6 +428,8 @@ class StudyRegistry:
                         record["value"],
                         json.dumps(record.get("categories", {})),
                         record.get("chance_level"),
+                        json.dumps(record["samples"]) if "samples" in record else None,
+                        record.get("n_images"),
                     )
                     for record in evaluations
                 ],

@@ -1,7 +1,8 @@
 """The read API of a study's results, for the report and the scaling fits (`t2iscale fit --study DIR`).
 
     load_runs(study_dir)              -> [RunRecord]   every run, in grid order
-    load_curves(study_dir, "tifa")    -> [Curve]       one per run that has evaluations of the metric
+    load_curves(study_dir, "tifa")    -> [Curve]       one per run that has evaluations of the metric, with
+                                                       per-image scores (`Curve.samples`) where they were kept
     study_metrics(study_dir)          -> ["tifa", ...] metrics present in the evaluations table
 
 Everything comes from `<study_dir>/study.sqlite` (run `t2iscale study sync DIR` first to pick up results written
@@ -89,7 +90,11 @@ def varying_axes(records: list[RunRecord]) -> list[str]:
 
 
 def load_curves(study_dir: str | Path, metric: str = "tifa") -> list[Curve]:
-    """One Curve per run with evaluations of `metric`, in grid order; categories aligned with the steps."""
+    """One Curve per run with evaluations of `metric`, in grid order; categories and samples aligned with the steps.
+
+    An evaluation without per-image scores (a set statistic such as FID, or one logged before they were kept) has
+    None in `samples`; a curve with none at all has `samples=None`.
+    """
     records = load_runs(study_dir)
     with StudyRegistry(study_dir) as registry:
         rows = registry.evaluations(metric)
@@ -122,6 +127,9 @@ def load_curves(study_dir: str | Path, metric: str = "tifa") -> list[Curve]:
                 values=[row["value"] for row in evaluations],
                 metric=metric,
                 category={name: [values[name] for values in categories] for name in sorted(shared)},
+                samples=[
+                    None if row["samples"] is None else json.loads(row["samples"]) for row in evaluations
+                ],
             )
         )
     return curves

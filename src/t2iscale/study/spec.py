@@ -16,6 +16,9 @@
     [executor]
     kind = "local"                         # local (in-process, the default) | subprocess | slurm
 
+    factors = ["caption_policy"]           # optional, top level: what the study compares (`t2iscale compare
+                                           # --by`); its summaries and report carry these comparisons
+
 Unknown keys anywhere are errors that name the key. The base is validated as a full `TrainConfig` once per grid
 point when the grid is expanded (`t2iscale.study.plan`), so a bad recipe fails before any run starts.
 """
@@ -37,6 +40,12 @@ from t2iscale.train.config import apply_overrides, load_raw_config
 BASE_KEYS = ("seed", "model", "data", "text", "recipe", "budget", "eval")
 PRESET_PACKAGE = "t2iscale.study"
 PRESET_FOLDER = "presets"
+# What a study can compare (`t2iscale compare --by FACTOR`): a grid axis other than the seed, or a factor derived
+# from the backbones: `layout` (the zoo family: SD2 vs SDXL vs IF layout, paper Sec. 4.1) and `scaling` (an SDXL
+# ladder over channels C against one over transformer depth TD, sharing a reference backbone, Sec. 4.2).
+GRID_FACTORS = ("backbone", "dataset_size", "caption_policy")
+DERIVED_FACTORS = ("layout", "scaling")
+FACTORS = GRID_FACTORS + DERIVED_FACTORS
 
 
 class Strict(BaseModel):
@@ -150,6 +159,9 @@ class StudySpec(Strict):
     base: dict[str, Any] = Field(..., description="the shared TrainConfig sections (all but run_dir)")
     grid: GridSpec = Field(default_factory=GridSpec)
     executor: ExecutorSpec = Field(default_factory=LocalExecutorSpec)
+    factors: list[Literal[FACTORS]] = Field(
+        default_factory=list, description="factors the study compares (t2iscale compare --by)"
+    )
 
     @model_validator(mode="before")
     @classmethod

@@ -6,6 +6,9 @@ import json
 import time
 from pathlib import Path
 
+from t2iscale.eval.intervals import replicate_estimate
+from t2iscale.eval.metrics import metric_info
+from t2iscale.eval.samples import SampleScores
 from t2iscale.study.ownership import claim_is_abandoned
 from t2iscale.study.registry import StudyRegistry
 from t2iscale.train.run_dir import RunDir
@@ -39,7 +42,8 @@ def status_rows(study_dir: str | Path) -> list[dict]:
     stale_after_s = float(spec.get("executor", {}).get("stale_after_min", DEFAULT_STALE_AFTER_S / 60)) * 60
     last: dict[str, dict[str, dict]] = {}
     for row in evaluations:  # ordered by run, metric, step: the last one wins
-        last.setdefault(row["run_id"], {})[row["metric"]] = {"step": row["step"], "value": row["value"]}
+        last.setdefault(row["run_id"], {})[row["metric"]] = row
+    last = {run_id: {m: metric_entry(row) for m, row in rows.items()} for run_id, rows in last.items()}
     now = time.time()
     result = []
     for row in runs:
@@ -78,6 +82,21 @@ def status_rows(study_dir: str | Path) -> list[dict]:
     return result
 
 
+def metric_entry(row: dict) -> dict:
+    """A run's last evaluation of a metric: step, value and, for a per-image metric, its 95% interval over the
+    prompts (within the run's training seed) with n; a set statistic (FID) carries its n_images."""
+    entry = {"step": row["step"], "value": row["value"], "n_images": row.get("n_images")}
+    if row.get("samples") and row["value"] is not None:
+        estimate = replicate_estimate(
+            [SampleScores.from_dict(json.loads(row["samples"]))],
+            value_range=metric_info(row["metric"]).value_range,
+        )
+        entry.update(
+            lo=estimate.lo, hi=estimate.hi, n_prompts=estimate.n_prompts, n_images=estimate.n_samples
+        )
+    return entry
+
+
 def format_duration(seconds: float | None) -> str:
     if seconds is None:
         return "-"
@@ -88,10 +107,19 @@ def format_duration(seconds: float | None) -> str:
     return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{seconds:02d}s"
 
 
+CELL = 24
+
+
 def _metric_cell(entry: dict | None) -> str:
     if entry is None:
-        return f"{'-':>10}"
-    return f"{'nan':>10}" if entry["value"] is None else f"{entry['value']:>10.4f}"
+        text = "-"
+    elif entry["value"] is None:
+        text = "nan"
+    elif "lo" in entry:
+        text = f"{entry['value']:.3f} [{entry['lo']:.3f}, {entry['hi']:.3f}]"
+    else:
+        text = f"{entry['value']:.4g}" + (f" (N={entry['n_images']})" if entry.get("n_images") else "")
+    return f"{text:>{CELL}}"
 
 
 def format_status(study_dir: str | Path, rows: list[dict]) -> str:
@@ -100,7 +128,7 @@ def format_status(study_dir: str | Path, rows: list[dict]) -> str:
     for row in rows:
         counts[row["status"]] = counts.get(row["status"], 0) + 1
     width = max([len("run_id"), *(len(row["run_id"]) for row in rows)])
-    header = f"{'run_id':<{width}}  {'status':<10} {'step':>13}  " + "".join(f"{m:>10}" for m in metrics)
+    header = f"{'run_id':<{width}}  {'status':<10} {'step':>13}  " + "".join(f"{m:>{CELL}}" for m in metrics)
     lines = [
         f"study {study_dir}: {len(rows)} runs, " + ", ".join(f"{n} {s}" for s, n in sorted(counts.items())),
         header + f"  {'elapsed':>9}  {'img/s':>8}",
@@ -114,4 +142,11 @@ def format_status(study_dir: str | Path, rows: list[dict]) -> str:
         )
         if row["error"] and row["status"] in ("failed", "diverged", "pending"):
             lines.append(f"{'':<{width}}  ! {row['error']}")
+    sizes = {(e["n_prompts"], e["n_images"]) for row in rows for e in row["metrics"].values() if "lo" in e}
+    if sizes:
+        n_text = "; ".join(f"{p} prompts, {n} images" for p, n in sorted(sizes))
+        lines.append(
+            f"values: each run's last evaluation, with its 95% interval over prompts within the run's training "
+            f"seed ({n_text}); N: images behind a set statistic"
+        )
     return "\n".join(lines)

@@ -1,0 +1,212 @@
+"""A study's runs as configurations (training seeds pooled) and as the arms of a factor.
+
+    study_configurations(study_dir, metric) -> StudyConfigurations  every configuration, its runs and records
+    factor_strata(configurations, factor)   -> [Stratum]             the arms of `factor`, per level of the rest
+
+A *configuration* is one grid point without its seed: (backbone, dataset size, caption policy). A factor's arms
+are compared only between configurations that agree on every other grid axis, so a study that varies backbones
+and captions compares captions once per backbone: each such group is a *stratum*.
+
+Factors (`t2iscale.study.spec.FACTORS`):
+- a grid axis (`backbone`, `dataset_size`, `caption_policy`): one arm per value, each one configuration;
+- `layout`: one arm per zoo family (SD2, SDXL, IF layouts, paper Sec. 4.1); an arm holds every backbone of its
+  family, a ladder read across backbones;
+- `scaling`: two SDXL ladders that share a reference backbone (paper Sec. 4.2): `C` (channels varied, the
+  reference's transformer depths kept) and `TD` (transformer depths varied, the reference's channels kept). The
+  reference is the SDXL backbone with the most such neighbours; SDXL backbones on neither ladder are left out.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from t2iscale.errors import UserError
+from t2iscale.scaling.arms import Arm, Configuration
+from t2iscale.scaling.published import PAPER_FINDINGS
+from t2iscale.study.results import RunRecord, load_curves, load_runs, varying_axes
+from t2iscale.study.spec import FACTORS
+
+# A configuration is a run without its seed.
+CONFIGURATION_AXES = ("backbone", "dataset_size", "caption_policy")
+
+
+@dataclass(frozen=True)
+class StudyConfigurations:
+    study_dir: Path
+    metric: str
+    configurations: list[Configuration]  # in grid order, evaluated ones only (their evaluated runs)
+    records: dict[str, list[RunRecord]]  # configuration key -> its runs' records, evaluated or not
+    unevaluated: dict[str, str]  # key -> label of configurations without any evaluation of the metric
+
+    def record(self, key: str) -> RunRecord:
+        """The grid values shared by a configuration's runs (its first run's record)."""
+        return self.records[key][0]
+
+
+def configuration_label(record: RunRecord, varying: Sequence[str]) -> str:
+    """The grid values that vary in this study, without the seed (the backbone when none does)."""
+    parts = []
+    for axis in varying:
+        if axis == "seed":
+            continue
+        value = getattr(record, axis)
+        parts.append(f"n={value}" if axis == "dataset_size" else str(value))
+    return " · ".join(parts) if parts else record.backbone
+
+
+def study_configurations(study_dir: str | Path, metric: str = "tifa") -> StudyConfigurations:
+    """Every configuration of the study with its evaluated runs pooled (one Configuration each)."""
+    study_dir = Path(study_dir)
+    records = load_runs(study_dir)
+    curves = {curve.run_id: curve for curve in load_curves(study_dir, metric)}
+    varying = varying_axes(records)
+    grouped: dict[tuple, list[RunRecord]] = {}
+    for record in records:
+        grouped.setdefault(tuple(getattr(record, axis) for axis in CONFIGURATION_AXES), []).append(record)
+    configurations, by_key, unevaluated = [], {}, {}
+    for group in grouped.values():
+        label = configuration_label(group[0], varying)
+        key = "|".join(str(getattr(group[0], axis)) for axis in CONFIGURATION_AXES)
+        by_key[key] = group
+        evaluated = [curves[record.run_id] for record in group if record.run_id in curves]
+        if evaluated:
+            configurations.append(Configuration(key, label, tuple(evaluated)))
+        else:
+            unevaluated[key] = label
+    return StudyConfigurations(study_dir, metric, configurations, by_key, unevaluated)
+
+
+# -- factors ------------------------------------------------------------------------------------------------
+
+
+def _sdxl_shape(backbone: str) -> tuple[int, int, int] | None:
+    """(C, TD a, TD b) of an SDXL-family backbone with the family defaults filled in; None for other families."""
+    from t2iscale.zoo import resolve
+    from t2iscale.zoo.families import sdxl_unet
+
+    entry = resolve(backbone)
+    if entry.family != "sdxl" or entry.fixed_setting:
+        return None
+    defaults = {name: p.default for name, p in inspect.signature(sdxl_unet).parameters.items()}
+    options = {**defaults, **entry.options}
+    return options["channels"], options["td_a"], options["td_b"]
+
+
+def scaling_ladders(backbones: Sequence[str]) -> tuple[dict[str, list[str]], str, list[str]]:
+    """({"TD": [...], "C": [...]}, the reference backbone, the SDXL backbones on neither ladder).
+
+    Raises UserError when the backbones hold no two ladders of 2+ backbones through one reference."""
+    shapes = {name: shape for name in dict.fromkeys(backbones) if (shape := _sdxl_shape(name)) is not None}
+
+    def ladders(reference: str) -> dict[str, list[str]]:
+        c, a, b = shapes[reference]
+        return {
+            "TD": [name for name, shape in shapes.items() if shape[0] == c],
+            "C": [name for name, shape in shapes.items() if shape[1:] == (a, b)],
+        }
+
+    if shapes:
+        reference = max(shapes, key=lambda name: sum(len(members) for members in ladders(name).values()))
+        found = ladders(reference)
+        if all(len(members) >= 2 for members in found.values()):
+            on_ladders = set(found["TD"]) | set(found["C"])
+            return found, reference, [name for name in shapes if name not in on_ladders]
+    raise UserError(
+        "factor 'scaling' needs two SDXL ladders through one reference backbone: one varying the channels C at "
+        "the reference's transformer depths, one varying the depths TD at its C (e.g. sdxl-c16, sdxl-c32, "
+        f"sdxl-c32-td4_4); this study's SDXL backbones: {', '.join(shapes) or 'none'}"
+    )
+
+
+def _levels(factor: str, record: RunRecord, ladders: dict[str, list[str]] | None) -> list[str]:
+    """The factor's level(s) of one run: a ladder's reference backbone belongs to both scaling arms."""
+    if factor == "layout":
+        return [record.family]
+    if factor == "scaling":
+        return [level for level, members in ladders.items() if record.backbone in members]
+    return [str(getattr(record, factor))]
+
+
+@dataclass
+class Stratum:
+    """The arms of a factor among configurations that agree on every other grid axis."""
+
+    fixed: dict[str, object]  # the other varying grid axes and their values here
+    arms: list[Arm] = field(default_factory=list)
+    left_out: list[str] = field(default_factory=list)  # configurations on no arm (scaling: off both ladders)
+
+    def pairs(self, factor: str) -> list[tuple[Arm, Arm]]:
+        """Every pair of arms, oriented so A is the arm the paper expects to win (or the larger one)."""
+        finding = PAPER_FINDINGS.get(factor)
+        pairs = []
+        for i, first in enumerate(self.arms):
+            for second in self.arms[i + 1 :]:
+                expects = finding.expects(first.name, second.name) if finding else None
+                if expects is None:
+                    expects = 1 if _size(first) >= _size(second) else -1
+                pairs.append((first, second) if expects > 0 else (second, first))
+        return pairs
+
+
+def _size(arm: Arm) -> float:
+    """Orientation for pairs the paper says nothing of: larger data, else more parameters first."""
+    try:
+        return float(arm.name)
+    except ValueError:
+        return float(max(c.params or 0 for c in arm.configurations))
+
+
+def factor_strata(study: StudyConfigurations, factor: str) -> list[Stratum]:
+    """The factor's arms per stratum. UserError for an unknown factor, one with fewer than two levels, or
+    an arm holding a configuration none of whose runs has an evaluation of the metric."""
+    if factor not in FACTORS:
+        raise UserError(f"unknown factor {factor!r}; valid factors: {', '.join(FACTORS)}")
+    all_records = [record for records in study.records.values() for record in records]
+    ladders = None
+    if factor == "scaling":
+        ladders, _, _ = scaling_ladders([record.backbone for record in all_records])
+    varying = [axis for axis in varying_axes(all_records) if axis in CONFIGURATION_AXES]
+    inside_arm = ("backbone",) if factor in ("layout", "scaling") else (factor,)
+    fixed_axes = [axis for axis in varying if axis not in inside_arm]
+    evaluated = {configuration.key: configuration for configuration in study.configurations}
+    strata: dict[tuple, Stratum] = {}
+    members: dict[tuple, dict[str, list[Configuration]]] = {}
+    for key in study.records:
+        record = study.record(key)
+        stratum_key = tuple(getattr(record, axis) for axis in fixed_axes)
+        stratum = strata.setdefault(stratum_key, Stratum(dict(zip(fixed_axes, stratum_key))))
+        levels = _levels(factor, record, ladders)
+        if not levels:
+            stratum.left_out.append(evaluated[key].label if key in evaluated else study.unevaluated[key])
+            continue
+        if key in study.unevaluated:
+            raise UserError(
+                f"arm {levels[0]!r} of factor {factor!r}: configuration {study.unevaluated[key]!r} has no "
+                f"evaluation of {study.metric!r} (wait for its runs, or `t2iscale study sync`)"
+            )
+        for level in levels:
+            members.setdefault(stratum_key, {}).setdefault(level, []).append(evaluated[key])
+    for stratum_key, stratum in strata.items():
+        stratum.arms = [Arm(level, tuple(configs)) for level, configs in members.get(stratum_key, {}).items()]
+    if all(len(stratum.arms) < 2 for stratum in strata.values()):
+        levels = sorted({arm.name for stratum in strata.values() for arm in stratum.arms})
+        comparable = [f for f in FACTORS if f != factor and _has_two_levels(all_records, f)]
+        raise UserError(
+            f"factor {factor!r} has one level in this study ({', '.join(levels)}): nothing to compare; "
+            f"factors with 2+ levels here: {', '.join(comparable) or 'none'}"
+        )
+    return [stratum for stratum in strata.values() if len(stratum.arms) >= 2]
+
+
+def _has_two_levels(records: list[RunRecord], factor: str) -> bool:
+    if factor == "scaling":
+        try:
+            scaling_ladders([record.backbone for record in records])
+        except UserError:
+            return False
+        return True
+    key = "family" if factor == "layout" else factor
+    return len({getattr(record, key) for record in records}) > 1

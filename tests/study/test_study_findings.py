@@ -1,0 +1,134 @@
+"""Findings on a real tiny study, end to end through the CLI: two SDXL widths and one SD2 UNet, two training seeds
+each; `compare`, `fit`, `correlate` and `study status` read it and every value carries its interval and n."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from study_fixtures import cli_env, tiny_spec
+
+from t2iscale.cli import main
+from t2iscale.eval.intervals import per_prompt_scores
+from t2iscale.study.results import load_curves, load_runs
+from t2iscale.study.runner import run_study
+
+BACKBONES = ["sdxl-c8-td1_1", "sdxl-c16-td1_1", "sd2-c8"]
+SEEDS = [0, 1]
+
+
+@pytest.fixture(scope="module")
+def study(tmp_path_factory):
+    spec = tiny_spec(backbones=BACKBONES, eval={"seeds": [0, 1]})
+    spec["grid"]["seeds"] = SEEDS
+    spec["factors"] = ["backbone", "layout"]
+    path = tmp_path_factory.mktemp("findings") / "study"
+    report = run_study(spec, path, progress=False)
+    assert [o.outcome for o in report.outcomes] == ["finished"] * 6
+    return path
+
+
+def _cli(*arguments):
+    result = subprocess.run(
+        [sys.executable, "-m", "t2iscale.cli", *arguments],
+        capture_output=True,
+        text=True,
+        env=cli_env(),
+        timeout=120,
+    )
+    return result.returncode, result.stdout, result.stderr
+
+
+def test_compare_by_backbone_pairs_runs_by_prompt_and_seed(study):
+    code, out, err = _cli("compare", "--study", str(study), "--by", "backbone", "--json")
+    assert code == 0, err
+    result = json.loads(out)
+    assert result["factor"] == "backbone" and result["metric"] == "tifa" and len(result["pairs"]) == 3
+    pair = next(p for p in result["pairs"] if {p["arm_a"]["name"], p["arm_b"]["name"]} == set(BACKBONES[:2]))
+    assert pair["arm_a"]["name"] == "sdxl-c16-td1_1"  # the larger model is A
+    assert [c["n_seeds"] for c in pair["arm_a"]["configurations"]] == [2]
+    by_axis = {c["matched"]: c for c in pair["comparisons"]}
+    assert set(by_axis) == {"step", "compute", "params"}
+    step = by_axis["step"]
+    assert step["comparable"] and step["at"] == 4 and step["effect"]["n_seeds"] == [2, 2]
+    assert step["effect"]["n_prompts"] == 6 and step["effect"]["n_samples"] == 12
+    assert step["effect"]["lo"] <= step["effect"]["value"] <= step["effect"]["hi"]
+    assert step["verdict"] in (
+        "sdxl-c16-td1_1 > sdxl-c8-td1_1",
+        "sdxl-c8-td1_1 > sdxl-c16-td1_1",
+        "not separable at this budget",
+    )
+    assert step["permutation_method"].startswith("exact, over the 6 assignments of 4 runs")
+
+    # the effect is the mean over runs of A minus that of B, per prompt, from the stored per-image scores
+    curves = {c.run_id: c for c in load_curves(study, "tifa")}
+    runs = load_runs(study)
+    samples = [
+        curves[r.run_id].samples[-1]
+        for name in ("sdxl-c16-td1_1", "sdxl-c8-td1_1")
+        for r in runs
+        if r.backbone == name
+    ]
+    _, _, table = per_prompt_scores(samples)
+    assert step["effect"]["value"] == pytest.approx(table[:2].mean() - table[2:].mean())
+    # equal N is no comparison: two single backbones of different size do not meet on the params axis
+    assert not by_axis["params"]["comparable"] and "no common params" in by_axis["params"]["reason"]
+    # the smaller model's final compute lies inside the larger one's curve only if it trained past step 2's FLOPs
+    assert by_axis["compute"]["comparable"] or "no common compute" in by_axis["compute"]["reason"]
+
+
+def test_compare_by_layout_reads_the_sdxl_ladder_and_states_the_papers_direction(study, capsys):
+    assert main(["compare", "--study", str(study), "--by", "layout"]) == 0
+    out = capsys.readouterr().out
+    assert "A = sdxl (2 backbones" in out and "B = sd2" in out
+    assert "not comparable: arm 'sdxl' spans 2 backbones" in out
+    assert "paper F1 (Sec. 4.1): SDXL's UNet layout beats SD2's at equal training compute" in out
+    assert "95% intervals" in out and "n = 6 prompts, 12 images per evaluation, 2 training seeds" in out
+
+
+def test_compare_errors_are_one_line(study, capsys):
+    for arguments, message in (
+        (
+            ["--by", "caption_policy"],
+            "factor 'caption_policy' has one level in this study (mix): nothing to compare; "
+            "factors with 2+ levels here: backbone, layout",
+        ),
+        (
+            ["--by", "seed"],
+            "unknown factor 'seed'; valid factors: backbone, dataset_size, caption_policy, layout",
+        ),
+        (["--by", "scaling"], "factor 'scaling' needs two SDXL ladders through one reference backbone"),
+        (["--by", "backbone", "--metric", "oracle_fid"], "a set statistic has no per-image scores to pair"),
+    ):
+        assert main(["compare", "--study", str(study), *arguments]) == 2
+        err = capsys.readouterr().err
+        assert message in err and err.count("\n") == 1, err
+
+
+def test_fit_and_correlate_use_configurations_with_their_seeds(study, capsys):
+    # every point, not the frontier: which of 4-step models lie on it is chance
+    assert main(["fit", "--study", str(study), "--x", "params", "--no-frontier", "--json"]) == 0
+    fit = json.loads(capsys.readouterr().out)
+    assert fit["n_points"] == fit["n_runs"] == fit["n_candidate_points"] == 3
+    assert all(p["n_seeds"] == 2 and p["interval"]["n_seeds"] == [2] for p in fit["points"])
+    assert main(["correlate", "--study", str(study)]) == 0
+    out = capsys.readouterr().out
+    assert "final TIFA of 3 configurations (mean over training seeds, 95% interval)" in out
+    assert "exact permutation test over 6 orderings" in out
+    values = [line for line in out.splitlines() if line.strip().startswith(("sdxl", "sd2"))]
+    assert len(values) == 3 and all("[" in line for line in values)
+
+
+def test_status_shows_each_runs_interval_and_n(study):
+    code, out, err = _cli("study", "status", str(study))
+    assert code == 0, err
+    run_lines = [line for line in out.splitlines()[1:] if " finished " in line]
+    assert len(run_lines) == 6 and all(line.count("[") == 1 for line in run_lines)
+    assert "95% interval over prompts within the run's training seed (6 prompts, 12 images)" in out
+    code, out, _ = _cli("study", "status", str(study), "--json")
+    entries = [row["metrics"]["tifa"] for row in json.loads(out)]
+    assert all(
+        e["lo"] <= e["value"] <= e["hi"] and e["n_prompts"] == 6 and e["n_images"] == 12 for e in entries
+    )
+    assert np.isfinite([e["hi"] - e["lo"] for e in entries]).all()
