@@ -40,6 +40,10 @@ def test_demo_trains_the_ladder_fits_reports_and_resumes(tmp_path, capsys):
         assert (
             interval["value"] == model["final_tifa"] and model["n_seeds"] == 1 and interval["n_prompts"] == 6
         )
+        # one prompt per category here (per_category 1): values without an interval over prompts
+        assert {name: set(entry) for name, entry in model["final_categories"].items()} == {
+            name: {"value"} for name in model["final_categories"]
+        }
     pairs = summary["comparisons"]["backbone"]["pairs"]  # the demo declares the backbone factor
     assert len(pairs) == len(models) * (len(models) - 1) // 2
     assert summary["largest_vs_smallest"]["matched"] == "step" and summary["largest_vs_smallest"]["verdict"]

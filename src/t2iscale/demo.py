@@ -129,7 +129,9 @@ def summarize(out: Path, elapsed_s: float, factors: list[str]) -> dict:
                 "final_step": c.final_step,
                 "final_tifa": curve.final_value,
                 "final_tifa_interval": None if estimate is None else estimate.to_dict(),
-                "final_categories": {name: values[-1] for name, values in curve.category.items()},
+                "final_categories": {
+                    name: _category_interval(c, name, values[-1]) for name, values in curve.category.items()
+                },
                 "images_per_s": [runs[run.run_id].images_per_s for run in c.runs],
             }
         )
@@ -164,6 +166,19 @@ def summarize(out: Path, elapsed_s: float, factors: list[str]) -> dict:
         },
         "elapsed_s": elapsed_s,
     }
+
+
+def _category_interval(configuration, category: str, value: float) -> dict:
+    """A category's final value with its interval over the category's prompts (value only when it has none)."""
+    from t2iscale.eval.metrics import metric_info
+
+    try:
+        estimate = configuration.estimate(
+            configuration.final_step, value_range=metric_info(METRIC).value_range, category=category
+        )
+    except UserError:  # a category of one prompt has no interval over prompts
+        estimate = None
+    return {"value": value} if estimate is None else estimate.to_dict()
 
 
 def _largest_vs_smallest(comparison: dict | None, largest: str, smallest: str) -> dict | None:

@@ -113,11 +113,16 @@ class Configuration:
         step: int,
         level: float = DEFAULT_LEVEL,
         value_range: tuple[float, float] = (-math.inf, math.inf),
+        category: str | None = None,
     ) -> Estimate | None:
-        """The value at `step` with its interval (None when the runs kept no per-sample scores there)."""
+        """The value at `step` (of one prompt category's prompts, with `category`) with its interval; None when
+        the runs kept no per-sample scores there."""
         if not self.has_samples(step):
             return None
-        return replicate_estimate(self.samples(step), level, value_range)
+        samples = self.samples(step)
+        if category is not None:
+            samples = [entry.only_category(category) for entry in samples]
+        return replicate_estimate(samples, level, value_range)
 
     def as_curve(self) -> Curve:
         """The mean curve over the runs at their shared steps (one point per step; `n_seeds` recorded)."""

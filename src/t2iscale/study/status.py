@@ -142,11 +142,13 @@ def format_status(study_dir: str | Path, rows: list[dict]) -> str:
         )
         if row["error"] and row["status"] in ("failed", "diverged", "pending"):
             lines.append(f"{'':<{width}}  ! {row['error']}")
-    sizes = {(e["n_prompts"], e["n_images"]) for row in rows for e in row["metrics"].values() if "lo" in e}
+    entries = [entry for row in rows for entry in row["metrics"].values()]
+    sizes = {(e["n_prompts"], e["n_images"]) for e in entries if "lo" in e}
     if sizes:
         n_text = "; ".join(f"{p} prompts, {n} images" for p, n in sorted(sizes))
+        set_statistic = "; N: images behind a set statistic" if any("lo" not in e for e in entries) else ""
         lines.append(
             f"values: each run's last evaluation, with its 95% interval over prompts within the run's training "
-            f"seed ({n_text}); N: images behind a set statistic"
+            f"seed ({n_text}){set_statistic}"
         )
     return "\n".join(lines)
