@@ -15,11 +15,11 @@ RESOLUTION = 32
 PER_CATEGORY = 1
 
 
-def write_run(folder, make_image):
+def write_run(folder, make_image, per_category=PER_CATEGORY):
     """A manifest over the tiny world's v1 prompt set (1 prompt per category, 2 seeds) and its images."""
     world = resolve_world("tiny")
     entries = []
-    for prompt in eval_prompt_set(world, "v1", per_category=PER_CATEGORY).prompts:
+    for prompt in eval_prompt_set(world, "v1", per_category=per_category).prompts:
         for seed in (0, 1):
             path = f"images/{prompt.id}_{seed}.png"
             save_image(folder / path, make_image(world, prompt, seed))
@@ -82,6 +82,9 @@ def test_noise_scores_near_chance_and_far_in_oracle_features(tmp_path):
     assert abs(results["tifa"]["score"] - results["tifa"]["chance_level"]) < 0.15
     interval = results["tifa"]["interval"]
     assert 0.0 <= interval["lo"] < results["tifa"]["score"] < interval["hi"] <= 1.0
+    for name, category in results["tifa"]["by_category"].items():
+        # one prompt per category: no interval over prompts, and the result says why
+        assert category["interval"] is None and "at least 2 prompts, got 1" in category["no_interval"], name
     assert results["oracle_fid"]["fid"] > 1.0
     assert (tmp_path / "out" / "eval" / "oracle_fid.json").is_file()
 
@@ -99,3 +102,15 @@ def test_shapes_prompts_need_a_world_and_known_prompt_ids(tmp_path):
         file.write(json.dumps(extra) + "\n")
     with pytest.raises(UserError, match="'shapes_v1_single_object_007' has no questions"):
         score_images(manifest, "tifa", shapes_prompts="v1", world="tiny", per_category=PER_CATEGORY)
+
+
+def test_each_category_carries_its_interval_over_its_prompts(tmp_path):
+    manifest = write_run(tmp_path, noise, per_category=3)
+    tifa = score_images(manifest, "tifa", shapes_prompts="v1", world="tiny", per_category=3, progress=False)[
+        "tifa"
+    ]
+    for name, category in tifa["by_category"].items():
+        interval = category["interval"]
+        assert interval["n_prompts"] == 3 and interval["n_samples"] == 6, name
+        assert 0.0 <= interval["lo"] <= category["score"] <= interval["hi"] <= 1.0
+        assert interval["value"] == pytest.approx(category["score"])

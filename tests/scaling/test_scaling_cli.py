@@ -162,7 +162,10 @@ def test_errors_are_one_line(capsys, tmp_path, points_file):
     assert main(["predict", "--points", str(points_file), "--x", "compute", "--at", "-1"]) == 2
     assert "--at must be a finite positive X" in capsys.readouterr().err
     # the params envelope of 3 model sizes has 3 points: too few for 3 parameters, and the error says where from
-    assert main(["fit", "--points", str(points_file), "--x", "params", "--form", "saturating"]) == 2
+    assert (
+        main(["fit", "--points", str(points_file), "--x", "params", "--form", "saturating", "--frontier"])
+        == 2
+    )
     err = capsys.readouterr().err
     assert "saturating law on 3 Pareto-frontier points (of 9) on N: a saturating law" in err
     assert "needs at least 4 points, got 3" in err
@@ -193,3 +196,21 @@ def test_synthetic_study_is_not_degenerate(study_curves):
     frontier = pareto_frontier(scaling_points(study_curves, "compute"))
     assert len(frontier) >= 5
     assert np.corrcoef(np.log([p.x for p in frontier]), [p.value for p in frontier])[0, 1] > 0.8
+
+
+def test_points_outside_the_metric_range_are_refused(capsys, tmp_path, study_curves):
+    curves = [
+        Curve(**{**curve.__dict__, "values": [v + 0.9 for v in curve.values]}) if i == 4 else curve
+        for i, curve in enumerate(study_curves)
+    ]
+    path = save_points(tmp_path / "points.json", curves)
+    assert main(["fit", "--points", str(path), "--x", "params"]) == 2
+    err = capsys.readouterr().err
+    assert f"run {study_curves[4].run_id!r} has TIFA" in err and "outside the metric's range [0, 1]" in err
+
+
+def test_params_and_data_fits_use_every_configuration_unless_asked_for_the_frontier(capsys, points_file):
+    every = _run_json(capsys, ["fit", "--points", str(points_file), "--x", "data", "--json"])
+    frontier = _run_json(capsys, ["fit", "--points", str(points_file), "--x", "data", "--frontier", "--json"])
+    assert every["n_points"] == every["n_candidate_points"] == 9
+    assert frontier["n_points"] < 9

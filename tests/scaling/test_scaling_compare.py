@@ -110,8 +110,9 @@ def test_arms_that_cannot_be_read_at_one_x_say_why():
     assert (
         not params.comparable and "no common params" in params.reason and "no extrapolation" in params.reason
     )
-    within = compare_arms(ladder, Arm("mid", (configurations[1],)), "params")
-    assert within.comparable and within.at == 200_000
+    mid = run_curve("mid", rng, difficulty, [0.5, 0.6], 0.0, flat, params=150_000)
+    within = compare_arms(ladder, Arm("mid", (Configuration("mid", "mid", (mid,)),)), "params")
+    assert within.comparable and within.at == 150_000 and "interpolated in log N" in within.read_as[0]
 
 
 def test_arms_without_shared_prompts_are_an_error():
@@ -135,3 +136,19 @@ def test_arms_without_shared_prompts_are_an_error():
             Arm("B", (Configuration("b", "b", (other,)),)),
             "step",
         )
+
+
+def test_ladders_that_meet_only_at_their_shared_reference_are_not_compared():
+    # a C ladder below the reference and a TD ladder above it: their N ranges touch at the reference alone
+    rng = np.random.default_rng(12)
+    difficulty, flat = prompt_difficulty(rng, 6), np.zeros(6)
+    curves = {
+        name: run_curve(name, rng, difficulty, [0.5, 0.6], 0.0, flat, params=params)
+        for name, params in (("c4", 100_000), ("ref", 200_000), ("td2", 300_000), ("td3", 400_000))
+    }
+    configurations = {name: Configuration(name, name, (curve,)) for name, curve in curves.items()}
+    c_ladder = Arm("C", (configurations["c4"], configurations["ref"]))
+    td_ladder = Arm("TD", (configurations["ref"], configurations["td2"], configurations["td3"]))
+    comparison = compare_arms(td_ladder, c_ladder, "params")
+    assert not comparison.comparable and comparison.effect is None
+    assert "the arms meet only where they share runs (ref at step 1800)" in comparison.reason

@@ -89,3 +89,22 @@ def test_combine_errors():
         combine([np.ones((3, 1))], 1)
     with pytest.raises(UserError, match="strictly between 0 and 1"):
         combine([np.ones((1, 3))], 3, level=1.5)
+
+
+def test_a_mean_outside_the_range_is_clamped_like_the_metric_and_the_interval_stays_ordered():
+    # CLIP score: per-image 100·cos may be negative, the metric clamps its mean at 0
+    samples = _samples(["a", "b", "c", "d"], [0, 0, 0, 0], [-30.0, -20.0, -25.0, -12.0])
+    estimate = replicate_estimate([samples], value_range=(0.0, 100.0))
+    assert (estimate.value, estimate.lo, estimate.hi) == (0.0, 0.0, 0.0) and estimate.clipped
+    straddling = replicate_estimate(
+        [_samples(["a", "b", "c"], [0, 0, 0], [-30.0, 5.0, 10.0])], value_range=(0.0, 100.0)
+    )
+    assert straddling.lo == 0.0 <= straddling.value <= straddling.hi
+
+
+def test_the_method_says_which_configurations_seed_variance_is_not_covered():
+    rng = np.random.default_rng(4)
+    groups = [rng.uniform(0, 1, (2, 8)), rng.uniform(0, 1, (1, 8))]
+    estimate = combine(groups, 8)
+    assert estimate.n_seeds == (2, 1) and not estimate.seeds_included
+    assert "the seed variance of 1 configuration(s) with one seed is not covered" in estimate.method

@@ -132,3 +132,49 @@ def test_status_shows_each_runs_interval_and_n(study):
         e["lo"] <= e["value"] <= e["hi"] and e["n_prompts"] == 6 and e["n_images"] == 12 for e in entries
     )
     assert np.isfinite([e["hi"] - e["lo"] for e in entries]).all()
+
+
+def test_predict_flags_extrapolation_both_ways_and_shows_chance_as_a_reference(study, capsys):
+    assert main(["predict", "--study", str(study), "--x", "params", "--at", "1000"]) == 0
+    out = capsys.readouterr().out
+    assert "(of the law's value there, not of one new run)" in out
+    assert "x below the smallest fitted N (3.869e+05)" in out
+    assert "reference: chance level 0." in out and "a reference line, not a bound" in out
+    assert main(["predict", "--study", str(study), "--x", "params", "--at", "1e30"]) == 2
+    err = capsys.readouterr().err
+    assert "outside the metric's range [0, 1]" in err and "fitted on X from 3.869e+05 to 1.512e+06" in err
+
+
+def test_runs_without_evaluations_are_left_out_and_listed(study, tmp_path, capsys):
+    import shutil
+
+    from t2iscale.study.runner import register_study
+    from t2iscale.study.spec import load_spec
+
+    extended = tmp_path / "extended"
+    shutil.copytree(study, extended)
+    spec = tiny_spec(backbones=BACKBONES + ["sdxl-c8-td1_2"], eval={"seeds": [0, 1]})
+    spec["grid"]["seeds"] = SEEDS + [2]
+    register_study(load_spec(spec), extended, "extended")  # new grid points, never trained
+    assert main(["compare", "--study", str(extended), "--by", "layout", "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert "sdxl-c8-td1_1, seed 2 (pending)" in result["left_out"]
+    assert "sdxl-c8-td1_2, seed 0 (pending)" in result["left_out"]
+    sdxl = next(p["arm_a"] for p in result["pairs"] if p["arm_a"]["name"] == "sdxl")
+    assert [c["n_seeds"] for c in sdxl["configurations"]] == [
+        2,
+        2,
+    ]  # the untrained backbone is not in the arm
+    # an arm with no evaluated run at all is an error that names it
+    assert main(["compare", "--study", str(extended), "--by", "backbone"]) == 2
+    assert (
+        "arm 'sdxl-c8-td1_2' of factor 'backbone' has no run with an evaluation of 'tifa'"
+        in capsys.readouterr().err
+    )
+    assert main(["correlate", "--study", str(extended)]) == 0
+    assert "left out (no evaluation of this metric): " in capsys.readouterr().out
+
+
+def test_an_unknown_metric_names_the_studys_metrics(study, capsys):
+    assert main(["compare", "--study", str(study), "--by", "backbone", "--metric", "clip"]) == 2
+    assert "no evaluation of metric 'clip' (its metrics: tifa)" in capsys.readouterr().err

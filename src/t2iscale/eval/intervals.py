@@ -71,13 +71,23 @@ class Estimate:
         return min(self.n_seeds) >= 2
 
     @property
-    def method(self) -> str:
-        seeds = (
-            f"training seeds and prompts (Welch–Satterthwaite df {self.df:.3g})"
-            if self.seeds_included
-            else "prompts and eval seeds only, within one training seed"
+    def covers(self) -> str:
+        """What the interval's width accounts for."""
+        single = sum(k == 1 for k in self.n_seeds)
+        if single == 0:
+            return "training seeds and prompts"
+        if single == len(self.n_seeds):
+            return "prompts and eval seeds only, within one training seed"
+        return (
+            f"prompts, and training seeds where a configuration has 2+ (the seed variance of {single} "
+            "configuration(s) with one seed is not covered)"
         )
-        return f"t interval over {seeds}" + ("; clipped to the metric's range" if self.clipped else "")
+
+    @property
+    def method(self) -> str:
+        df = "" if math.isinf(self.df) else f", df {self.df:.3g} (Welch–Satterthwaite)"
+        clipped = "; clipped to the metric's range" if self.clipped else ""
+        return f"t interval over {self.covers}{df}{clipped}"
 
     def n_text(self) -> str:
         seeds = sorted(set(self.n_seeds))
@@ -167,10 +177,13 @@ def combine(
         half = float(stats.t.ppf(0.5 + level / 2, df)) * math.sqrt(variance)
     else:
         df, half = math.inf, 0.0
+    low, high = value_range
     lo, hi = value - half, value + half
-    clipped_lo, clipped_hi = max(lo, value_range[0]), min(hi, value_range[1])
+    # Cut to the range, keeping lo <= value <= hi: a mean of per-image scores may leave the range when the
+    # metric clamps its mean (CLIP score's is clamped at 0), and then the value is clamped like the metric's.
+    clipped_lo, clipped_hi = min(max(lo, low), high), max(min(hi, high), low)
     return Estimate(
-        value=value,
+        value=min(max(value, low), high),
         lo=clipped_lo,
         hi=clipped_hi,
         se=math.sqrt(variance),

@@ -309,9 +309,23 @@ def score_images(
             }
         if "samples" in result:
             result["interval"] = sample_interval(metric, result["samples"]).to_dict()
+            _category_intervals(metric, result)
         results[metric] = result
         write_result(out_dir, metric, result)
     return results
+
+
+def _category_intervals(metric: str, result: dict) -> None:
+    """Each prompt category's value (TIFA's `by_category`) gains its interval over that category's prompts."""
+    samples = SampleScores.from_dict(result["samples"])
+    for name, entry in result.get("by_category", {}).items():
+        try:
+            entry["interval"] = replicate_estimate(
+                [samples.only_category(name)], value_range=metric_info(metric).value_range
+            ).to_dict()
+        except UserError as error:  # one prompt in the category: no interval over prompts
+            entry["interval"] = None
+            entry["no_interval"] = str(error)
 
 
 def sample_interval(metric: str, samples: dict):

@@ -26,7 +26,14 @@ from pathlib import Path
 from t2iscale.errors import UserError
 from t2iscale.scaling.arms import Arm, Configuration
 from t2iscale.scaling.published import PAPER_FINDINGS
-from t2iscale.study.results import RunRecord, load_curves, load_runs, varying_axes
+from t2iscale.study.results import (
+    RunRecord,
+    load_chance_level,
+    load_curves,
+    load_runs,
+    study_metrics,
+    varying_axes,
+)
 from t2iscale.study.spec import FACTORS
 
 # A configuration is a run without its seed.
@@ -40,6 +47,8 @@ class StudyConfigurations:
     configurations: list[Configuration]  # in grid order, evaluated ones only (their evaluated runs)
     records: dict[str, list[RunRecord]]  # configuration key -> its runs' records, evaluated or not
     unevaluated: dict[str, str]  # key -> label of configurations without any evaluation of the metric
+    left_out: list[str]  # runs with no evaluation of the metric, as "label, seed s (status)"
+    chance_level: float | None  # the metric's chance level on the study's prompts, when the scorer gives one
 
     def record(self, key: str) -> RunRecord:
         """The grid values shared by a configuration's runs (its first run's record)."""
@@ -58,25 +67,36 @@ def configuration_label(record: RunRecord, varying: Sequence[str]) -> str:
 
 
 def study_configurations(study_dir: str | Path, metric: str = "tifa") -> StudyConfigurations:
-    """Every configuration of the study with its evaluated runs pooled (one Configuration each)."""
+    """Every configuration of the study with its evaluated runs pooled (one Configuration each). Runs without
+    an evaluation of the metric (pending, failed, still training) are left out and listed in `left_out`.
+    UserError when the study has no evaluation of `metric` at all."""
     study_dir = Path(study_dir)
     records = load_runs(study_dir)
     curves = {curve.run_id: curve for curve in load_curves(study_dir, metric)}
+    if not curves:
+        present = study_metrics(study_dir)
+        raise UserError(
+            f"{study_dir}: no evaluation of metric {metric!r} "
+            + (f"(its metrics: {', '.join(present)})" if present else "yet (no run has been evaluated)")
+        )
     varying = varying_axes(records)
     grouped: dict[tuple, list[RunRecord]] = {}
     for record in records:
         grouped.setdefault(tuple(getattr(record, axis) for axis in CONFIGURATION_AXES), []).append(record)
-    configurations, by_key, unevaluated = [], {}, {}
+    configurations, by_key, unevaluated, left_out = [], {}, {}, []
     for group in grouped.values():
         label = configuration_label(group[0], varying)
         key = "|".join(str(getattr(group[0], axis)) for axis in CONFIGURATION_AXES)
         by_key[key] = group
         evaluated = [curves[record.run_id] for record in group if record.run_id in curves]
+        left_out += [f"{label}, seed {r.seed} ({r.status})" for r in group if r.run_id not in curves]
         if evaluated:
             configurations.append(Configuration(key, label, tuple(evaluated)))
         else:
             unevaluated[key] = label
-    return StudyConfigurations(study_dir, metric, configurations, by_key, unevaluated)
+    return StudyConfigurations(
+        study_dir, metric, configurations, by_key, unevaluated, left_out, load_chance_level(study_dir, metric)
+    )
 
 
 # -- factors ------------------------------------------------------------------------------------------------
@@ -182,14 +202,19 @@ def factor_strata(study: StudyConfigurations, factor: str) -> list[Stratum]:
         if not levels:
             stratum.left_out.append(evaluated[key].label if key in evaluated else study.unevaluated[key])
             continue
-        if key in study.unevaluated:
-            raise UserError(
-                f"arm {levels[0]!r} of factor {factor!r}: configuration {study.unevaluated[key]!r} has no "
-                f"evaluation of {study.metric!r} (wait for its runs, or `t2iscale study sync`)"
-            )
         for level in levels:
-            members.setdefault(stratum_key, {}).setdefault(level, []).append(evaluated[key])
+            # an unevaluated configuration stays out of its arm (listed in the study's left_out)
+            configs = members.setdefault(stratum_key, {}).setdefault(level, [])
+            if key in evaluated:
+                configs.append(evaluated[key])
     for stratum_key, stratum in strata.items():
+        for level, configs in members.get(stratum_key, {}).items():
+            if not configs:
+                where = ", ".join(f"{axis} = {value}" for axis, value in stratum.fixed.items())
+                raise UserError(
+                    f"arm {level!r} of factor {factor!r}{' where ' + where if where else ''} has no run with an "
+                    f"evaluation of {study.metric!r} (wait for its runs, or `t2iscale study sync`)"
+                )
         stratum.arms = [Arm(level, tuple(configs)) for level, configs in members.get(stratum_key, {}).items()]
     if all(len(stratum.arms) < 2 for stratum in strata.values()):
         levels = sorted({arm.name for stratum in strata.values() for arm in stratum.arms})

@@ -9,18 +9,20 @@ from __future__ import annotations
 
 import argparse
 import json
+from dataclasses import dataclass
 
 from t2iscale.cli import add_command
 from t2iscale.errors import UserError
 
 FIT_DESCRIPTION = """\
-Fit S = a·X^b (or S = S∞ − a·X^(−b)) to a study's results, on the Pareto frontier by default, with t intervals
-for every parameter from a covariance that treats each configuration's points as one cluster (Li et al., CVPR
-2024, Sec. 6). A study's runs that differ only in the training seed are averaged into one configuration first.
+Fit S = a·X^b (or S = S∞ − a·X^(−b)) to a study's results with t intervals for every parameter (Li et al., CVPR
+2024, Sec. 6). A study's runs that differ only in the training seed are averaged into one configuration first;
+when a configuration gives several points (the compute frontier), they count as one cluster.
 
-  --x compute   X = training FLOPs, every evaluation of every configuration (the paper's S = a·C^b)
-  --x params    X = parameters N, each configuration's final evaluation
-  --x data      X = training-set image-noun pairs D, each configuration's final evaluation
+  --x compute   X = training FLOPs, every evaluation of every configuration, on the Pareto frontier by default
+                (the paper's S = a·C^b: the best alignment reached with that much compute)
+  --x params    X = parameters N, each configuration's final evaluation, every configuration by default
+  --x data      X = training-set image-noun pairs D, each configuration's final evaluation, every one by default
 """
 
 COMPARE_DESCRIPTION = """\
@@ -55,8 +57,9 @@ def _add_fit_arguments(parser) -> None:
     parser.add_argument(
         "--frontier",
         action=argparse.BooleanOptionalAction,
-        default=True,
-        help="fit only the Pareto-frontier points (as the paper does) or every point",
+        default=None,
+        help="fit only the Pareto-frontier points or every point (default: the frontier for compute, every "
+        "configuration for params and data, where a frontier would bias the exponent)",
     )
     parser.add_argument("--ci", type=float, default=0.95, help="confidence level of the intervals")
 
@@ -101,20 +104,43 @@ def _check_level(level: float) -> None:
         raise UserError(f"--ci must lie strictly between 0 and 1, got {level}")
 
 
-def load_configurations(args) -> list:
-    """The source as configurations: a study's runs pooled over seeds, or each curve of a points file."""
+@dataclass(frozen=True)
+class Source:
+    """What `fit`, `predict` and `correlate` read: configurations, the chance level, the runs left out."""
+
+    configurations: list
+    chance_level: float | None = None
+    left_out: tuple[str, ...] = ()
+
+    def notes(self) -> list[str]:
+        if not self.left_out:
+            return []
+        return [f"left out (no evaluation of this metric): {'; '.join(self.left_out)}"]
+
+
+def load_source(args) -> Source:
+    """A study's runs pooled over seeds, or each curve of a points file as its own configuration."""
+    from t2iscale.eval.metrics import metric_info
     from t2iscale.scaling.arms import Configuration
 
     if args.points is not None:
         from t2iscale.scaling.points import load_points
 
-        return [Configuration(c.run_id, c.label, (c,)) for c in load_points(args.points, metric=args.metric)]
+        curves = load_points(args.points, metric=args.metric)
+        info = metric_info(args.metric)
+        for curve in curves:
+            outside = [(step, v) for step, v in zip(curve.steps, curve.values) if not info.lo <= v <= info.hi]
+            if outside:
+                step, value = outside[0]
+                raise UserError(
+                    f"{args.points}: run {curve.run_id!r} has {info.title} {value:g} at step {step}, outside the "
+                    f"metric's range {info.range_text()}"
+                )
+        return Source([Configuration(c.run_id, c.label, (c,)) for c in curves])
     from t2iscale.findings.arms import study_configurations
 
     study = study_configurations(args.study, args.metric)
-    if not study.configurations:
-        raise UserError(f"{args.study}: no evaluated runs for metric {args.metric!r}")
-    return study.configurations
+    return Source(study.configurations, study.chance_level, tuple(study.left_out))
 
 
 def _interval_text(estimate) -> str:
@@ -150,17 +176,19 @@ def _fit_from_args(args):
     from t2iscale.findings.laws import fit_configurations
 
     _check_level(args.ci)
-    return fit_configurations(
-        load_configurations(args), args.x, args.metric, args.form, args.frontier, args.ci
+    source = load_source(args)
+    law = fit_configurations(
+        source.configurations, args.x, args.metric, args.form, args.frontier, args.ci, source.chance_level
     )
+    return law, source
 
 
 def _run_fit(args) -> int:
-    law = _fit_from_args(args)
+    law, source = _fit_from_args(args)
     if args.json:
-        print(json.dumps(law.to_dict(), indent=1))
+        print(json.dumps({**law.to_dict(), "left_out": list(source.left_out)}, indent=1))
         return 0
-    print("\n".join(law.text_lines()))
+    print("\n".join(law.text_lines() + source.notes()))
     return 0
 
 
@@ -172,11 +200,15 @@ def _run_predict(args) -> int:
 
     if not (math.isfinite(args.at) and args.at > 0):
         raise UserError(f"--at must be a finite positive X, got {args.at}")
-    law = _fit_from_args(args)
+    law, source = _fit_from_args(args)
     info = metric_info(args.metric)
     prediction = predict(law.fit, args.at, info.value_range)
-    largest = max(p.x for p in law.points)
-    extrapolation = args.at / largest if args.at > largest else None
+    smallest, largest = min(p.x for p in law.points), max(p.x for p in law.points)
+    # > 1: that many times beyond the largest fitted X; < 1: that fraction of the smallest
+    extrapolation = (
+        args.at / largest if args.at > largest else args.at / smallest if args.at < smallest else None
+    )
+    chance = law.chance_level
     if args.json:
         summary = law.to_dict()
         summary.pop("points")
@@ -189,9 +221,11 @@ def _run_predict(args) -> int:
                         "lo": prediction.lo,
                         "hi": prediction.hi,
                         "df": prediction.df,
+                        "interval_of": "the law's value at X (the mean over runs), not one new run",
                         "clipped_to_range": prediction.clipped,
                         "metric_range": [info.lo, info.hi],
                         "extrapolation_factor": extrapolation,
+                        "chance_level": chance,
                     },
                     "fit": summary,
                 },
@@ -202,17 +236,25 @@ def _run_predict(args) -> int:
     symbol = law.axis.symbol
     print(
         f"S({symbol} = {args.at:.4g}) = {prediction.value:.4f}   {law.fit.ci_level:.0%} CI "
-        f"[{prediction.lo:.4f}, {prediction.hi:.4f}]"
+        f"[{prediction.lo:.4f}, {prediction.hi:.4f}] (of the law's value there, not of one new run)"
     )
     print(
-        f"  from {law.fit.render(symbol)}   (R² {law.fit.r2:.4f}, {len(law.points)} points of {law.fit.n_clusters} configurations)"
+        f"  from {law.fit.render(symbol)}   (R² {law.fit.r2:.4f}, {len(law.points)} points of "
+        f"{law.fit.n_clusters} configurations)"
     )
     if prediction.clipped:
         print(f"  note: the interval is clipped to the {info.title} range {info.range_text()}")
-    if extrapolation:
+    if extrapolation and extrapolation > 1:
         print(
             f"  note: extrapolation, {extrapolation:.3g}x beyond the largest fitted {symbol} ({largest:.4g})"
         )
+    elif extrapolation:
+        print(
+            f"  note: extrapolation, {1 / extrapolation:.3g}x below the smallest fitted {symbol} ({smallest:.4g})"
+        )
+    if chance is not None:
+        below = "; the prediction is below it" if prediction.value < chance else ""
+        print(f"  reference: chance level {chance:.4f} (a reference line, not a bound{below})")
     return 0
 
 
@@ -223,7 +265,8 @@ def _run_correlate(args) -> int:
     from t2iscale.eval.metrics import metric_info
     from t2iscale.scaling.correlation import final_value_correlations
 
-    configurations = load_configurations(args)
+    source = load_source(args)
+    configurations = source.configurations
     curves = [c.as_curve() for c in configurations]
     results = final_value_correlations(curves)
     info = metric_info(args.metric)
@@ -243,7 +286,12 @@ def _run_correlate(args) -> int:
         ]
         print(
             json.dumps(
-                {"metric": args.metric, "points": points, "correlations": [r.to_dict() for r in results]},
+                {
+                    "metric": args.metric,
+                    "points": points,
+                    "correlations": [r.to_dict() for r in results],
+                    "left_out": list(source.left_out),
+                },
                 indent=1,
             )
         )
@@ -258,4 +306,6 @@ def _run_correlate(args) -> int:
         print(
             f"  {r.predictor:<7} {r.method:<9} r = {r.coefficient:+.4f}   p = {r.p_value:.3g}   ({r.p_method})"
         )
+    for note in source.notes():
+        print(note)
     return 0

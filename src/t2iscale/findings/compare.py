@@ -7,7 +7,6 @@ the result as text or JSON (`t2iscale compare`, the demo's summary.json, the rep
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 from t2iscale.eval.intervals import DEFAULT_LEVEL
@@ -108,48 +107,75 @@ def _p_text(p: float | None) -> str:
 def render_text(study: StudyConfigurations, factor: str, results: list[PairResult], level: float) -> str:
     """The human-readable table of `t2iscale compare`."""
     info = metric_info(study.metric)
+    replicated = any(c.n_seeds > 1 for r in results for arm in (r.arm_a, r.arm_b) for c in arm.configurations)
+    over = "prompts and training seeds" if replicated else "prompts and eval seeds, one training seed per run"
     lines = [
-        f"{info.title} by {factor} in {study.study_dir}: A − B paired by prompt and eval seed, {level:.0%} intervals "
-        "(over prompts and training seeds)"
+        f"{info.title} by {factor} in {study.study_dir}: A − B paired by prompt and eval seed, {level:.0%} "
+        f"intervals over {over}"
     ]
+    if len(results) > 1:
+        lines.append(
+            f"{len(results)} pairs × {len(MATCH_AXES)} matched axes: each interval and p is for its own comparison "
+            "(no adjustment for multiple comparisons)"
+        )
     current_fixed = None
     for result in results:
         if result.fixed and result.fixed != current_fixed:
             current_fixed = result.fixed
             lines.append("")
             lines.append("where " + ", ".join(f"{key} = {value}" for key, value in result.fixed.items()))
-        seeds_a = "/".join(str(c.n_seeds) for c in result.arm_a.configurations)
-        seeds_b = "/".join(str(c.n_seeds) for c in result.arm_b.configurations)
         lines.append("")
-        lines.append(
-            f"A = {result.arm_a.name} ({_arm_size(result.arm_a)}, seeds {seeds_a})   "
-            f"B = {result.arm_b.name} ({_arm_size(result.arm_b)}, seeds {seeds_b})"
-        )
-        lines.append(
-            f"  {'matched':<10} {'at':>9}  {'A':<21} {'B':<21} {'A − B':<24} {'p (t)':>7} {'p (perm.)':>9}  verdict"
-        )
-        for c in result.comparisons:
-            if not c.comparable:
-                lines.append(f"  {AXIS_TITLE[c.axis]:<10} {'-':>9}  not comparable: {c.reason}")
-                continue
-            effect = c.effect
-            lines.append(
-                f"  {AXIS_TITLE[c.axis]:<10} {_x_text(c):>9}  {c.a.text():<21} {c.b.text():<21} "
-                f"{effect.value:+.3f} [{effect.lo:+.3f}, {effect.hi:+.3f}]  {_p_text(c.p_value):>7} "
-                f"{_p_text(c.p_permutation):>9}  {c.verdict}"
-            )
-        first = next((c for c in result.comparisons if c.comparable), None)
-        if first is not None:
-            lines.append(f"  {first.effect.n_text()}; {first.effect.method}")
-            notes = [c for c in result.comparisons if c.comparable and c.permutation_method]
-            if notes:
-                lines.append(f"  p (perm.): {notes[0].permutation_method}")
-            for c in result.comparisons:
-                if c.comparable and any(" + " in text for text in c.read_as):
-                    lines.append(f"  read at {AXIS_TITLE[c.axis]}: A = {c.read_as[0]}; B = {c.read_as[1]}")
-        if result.paper_text():
-            lines.append(f"  {result.paper_text()}")
+        lines.extend(_pair_lines(result, level))
+    if study.left_out:
+        lines.append("")
+        lines.append(f"left out (no evaluation of {study.metric}): {'; '.join(study.left_out)}")
     return "\n".join(lines)
+
+
+def _pair_lines(result: PairResult, level: float) -> list[str]:
+    seeds_a = "/".join(str(c.n_seeds) for c in result.arm_a.configurations)
+    seeds_b = "/".join(str(c.n_seeds) for c in result.arm_b.configurations)
+    lines = [
+        f"A = {result.arm_a.name} ({_arm_size(result.arm_a)}, seeds {seeds_a})   "
+        f"B = {result.arm_b.name} ({_arm_size(result.arm_b)}, seeds {seeds_b})",
+        f"  {'matched':<10} {'at':>9}  {'A':<21} {'B':<21} {'A − B':<24} {'p (t)':>7} {'p (perm.)':>9}  verdict",
+    ]
+    for c in result.comparisons:
+        if not c.comparable:
+            lines.append(f"  {AXIS_TITLE[c.axis]:<10} {'-':>9}  not comparable: {c.reason}")
+            continue
+        effect = c.effect
+        lines.append(
+            f"  {AXIS_TITLE[c.axis]:<10} {_x_text(c):>9}  {_marked(c.a):<21} {_marked(c.b):<21} "
+            f"{effect.value:+.3f} [{effect.lo:+.3f}, {effect.hi:+.3f}]  {_p_text(c.p_value):>7} "
+            f"{_p_text(c.p_permutation):>9}  {c.verdict}"
+        )
+    comparable = [c for c in result.comparisons if c.comparable]
+    if not comparable:
+        return lines + ([f"  {result.paper_text()}"] if result.paper_text() else [])
+    first = comparable[0].effect
+    dfs = ", ".join(f"{AXIS_TITLE[c.axis]} {c.effect.df:.3g}" for c in comparable)
+    lines.append(f"  {first.n_text()}; t intervals over {first.covers}; df {dfs}")
+    if any(c.a.clipped or c.b.clipped for c in comparable):
+        lines.append("  *: interval cut at the metric's range")
+    lines.append(f"  p (perm.): {comparable[0].permutation_method}")
+    for c in comparable:
+        floor = c.p_permutation_floor
+        if c.verdict != NOT_SEPARABLE and floor is not None and floor >= 1 - level:
+            lines.append(
+                f"  caution ({AXIS_TITLE[c.axis]}): the exact test over runs cannot go below p = {floor:.2g} with "
+                "this many runs; the verdict rests on the t model over prompts and seeds"
+            )
+    for c in comparable:
+        if any(" + " in text for text in c.read_as):
+            lines.append(f"  read at {AXIS_TITLE[c.axis]}: A = {c.read_as[0]}; B = {c.read_as[1]}")
+    if result.paper_text():
+        lines.append(f"  {result.paper_text()}")
+    return lines
+
+
+def _marked(estimate) -> str:
+    return estimate.text() + ("*" if estimate.clipped else "")
 
 
 def _arm_size(arm: Arm) -> str:
@@ -168,8 +194,5 @@ def to_json(study: StudyConfigurations, factor: str, results: list[PairResult], 
         "factor": factor,
         "level": level,
         "pairs": [result.to_dict() for result in results],
+        "left_out": list(study.left_out),
     }
-
-
-def finite_or_none(value: float | None) -> float | None:
-    return None if value is None or not math.isfinite(value) else value

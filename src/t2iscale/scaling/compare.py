@@ -47,7 +47,8 @@ class Comparison:
     effect: Estimate | None  # A − B
     p_value: float | None  # two-sided, from the interval's t
     p_permutation: float | None
-    permutation_method: str | None
+    permutation_method: str | None  # how p_permutation was computed, or why there is none
+    p_permutation_floor: float | None  # the smallest p the permutation test can give with these runs
     verdict: str | None
     read_as: tuple[str, str] | None  # how each arm was read at X
     reason: str | None = None  # set when the arms are not comparable on this axis
@@ -70,6 +71,7 @@ class Comparison:
             "p_value": self.p_value,
             "p_permutation": self.p_permutation,
             "permutation_method": self.permutation_method,
+            "p_permutation_floor": self.p_permutation_floor,
             "verdict": self.verdict,
             "read_as": None if self.read_as is None else list(self.read_as),
         }
@@ -96,6 +98,13 @@ def matched_x(a: Arm, b: Arm, axis: str) -> float:
     return high
 
 
+def _same_readings(a: list[Reading], b: list[Reading]) -> bool:
+    def key(readings):
+        return sorted((r.configuration.key, r.step, round(r.weight, 12)) for r in readings)
+
+    return key(a) == key(b)
+
+
 def _group_tables(readings: list[tuple[float, Reading]], tables: dict) -> dict[str, np.ndarray]:
     """Σ sign·weight·(per-prompt scores) per configuration: one (k, P) table per configuration key."""
     groups: dict[str, np.ndarray] = {}
@@ -112,12 +121,17 @@ def _permutation_p(
     groups_a: dict,
     groups_b: dict,
     difference: np.ndarray,
-) -> tuple[float | None, str | None]:
-    """An exact (or seeded Monte Carlo) permutation p, where the design has one; else (None, None)."""
+) -> tuple[float | None, str, float | None]:
+    """(p, how, the smallest p the test can give): an exact (or seeded Monte Carlo) permutation p where the
+    design has one; (None, why not, None) otherwise."""
     configs_a = {r.configuration.key for r in a_readings}
     configs_b = {r.configuration.key for r in b_readings}
-    if len(configs_a) != 1 or len(configs_b) != 1 or configs_a == configs_b:
-        return None, None
+    if len(configs_a) != 1 or len(configs_b) != 1 or configs_a & configs_b:
+        return (
+            None,
+            "none: an arm spans several backbones (or shares runs), so runs are not exchangeable",
+            None,
+        )
     (table_a,) = groups_a.values()  # (k_a, P)
     (table_b,) = groups_b.values()
     k_a, k_b = table_a.shape[0], table_b.shape[0]
@@ -127,7 +141,7 @@ def _permutation_p(
     return _label_permutation_p(run_values, k_a)
 
 
-def _label_permutation_p(values: np.ndarray, k_a: int) -> tuple[float, str]:
+def _label_permutation_p(values: np.ndarray, k_a: int) -> tuple[float, str, float]:
     """Two-sided p of mean(first k_a) − mean(rest) over every assignment of the runs to the two arms."""
     n = len(values)
     observed = abs(values[:k_a].mean() - values[k_a:].mean()) * (1 - 1e-12)
@@ -149,28 +163,35 @@ def _label_permutation_p(values: np.ndarray, k_a: int) -> tuple[float, str]:
     if exact:
         # with equal arms an assignment and its mirror give the same |difference|
         smallest = min(1.0, (2 if 2 * k_a == n else 1) / n_perm)
-        return count / n_perm, (
-            f"exact, over the {n_perm} assignments of {n} runs to the two arms "
-            f"(smallest attainable p {smallest:.3g})"
+        return (
+            count / n_perm,
+            f"exact, over the {n_perm} assignments of {n} runs to the two arms (smallest attainable p "
+            f"{smallest:.3g})",
+            smallest,
         )
-    return (count + 1) / (MONTE_CARLO_DRAWS + 1), (
-        f"Monte Carlo, {MONTE_CARLO_DRAWS} random assignments of {n} runs to the two arms (seed 0)"
+    return (
+        (count + 1) / (MONTE_CARLO_DRAWS + 1),
+        f"Monte Carlo, {MONTE_CARLO_DRAWS} random assignments of {n} runs to the two arms (seed 0)",
+        1 / (MONTE_CARLO_DRAWS + 1),
     )
 
 
-def _sign_flip_p(difference: np.ndarray) -> tuple[float, str]:
+def _sign_flip_p(difference: np.ndarray) -> tuple[float, str, float]:
     """Two-sided p of mean(difference) = 0 over sign flips of the per-prompt differences (P,)."""
     n = difference.size
     observed = abs(difference.mean()) - 1e-12 * max(1.0, abs(difference.mean()))
     if 2**n <= MAX_EXACT_PERMUTATIONS:
         signs = np.array(list(itertools.product((1.0, -1.0), repeat=n)))  # (2^n, n)
         count = int((np.abs(signs @ difference) / n >= observed).sum())
-        return count / len(signs), f"exact, over the {len(signs)} sign flips of {n} per-prompt differences"
+        method = f"exact, over the {len(signs)} sign flips of {n} per-prompt differences"
+        return count / len(signs), method, 2 / len(signs)
     rng = np.random.default_rng(0)
     signs = rng.choice((1.0, -1.0), size=(MONTE_CARLO_DRAWS, n))
     count = int((np.abs(signs @ difference) / n >= observed).sum())
-    return (count + 1) / (MONTE_CARLO_DRAWS + 1), (
-        f"Monte Carlo, {MONTE_CARLO_DRAWS} random sign flips of {n} per-prompt differences (seed 0)"
+    return (
+        (count + 1) / (MONTE_CARLO_DRAWS + 1),
+        f"Monte Carlo, {MONTE_CARLO_DRAWS} random sign flips of {n} per-prompt differences (seed 0)",
+        1 / (MONTE_CARLO_DRAWS + 1),
     )
 
 
@@ -189,9 +210,13 @@ def compare_arms(
     try:
         x = matched_x(a, b, axis)
         readings_a, readings_b = a.at(axis, x), b.at(axis, x)
+        if _same_readings(readings_a, readings_b):
+            # two ladders through one reference backbone that meet only there
+            shared = describe_readings(readings_a, AXIS_SYMBOL[axis])
+            raise NotComparable(f"the arms meet only where they share runs ({shared}): nothing to compare")
     except NotComparable as error:
         return Comparison(
-            a.name, b.name, axis, None, None, None, None, None, None, None, None, None, str(error)
+            a.name, b.name, axis, None, None, None, None, None, None, None, None, None, None, str(error)
         )
 
     evaluations = {}  # (configuration key, step) -> per-run per-sample scores
@@ -220,7 +245,7 @@ def compare_arms(
     span = value_range[1] - value_range[0]
     effect = combine(list(difference_groups.values()), n_samples, level, (-span, span))
     per_prompt_difference = sum(group.mean(axis=0) for group in difference_groups.values())
-    p_perm, method = _permutation_p(readings_a, readings_b, groups_a, groups_b, per_prompt_difference)
+    p_perm, method, floor = _permutation_p(readings_a, readings_b, groups_a, groups_b, per_prompt_difference)
     return Comparison(
         arm_a=a.name,
         arm_b=b.name,
@@ -232,6 +257,7 @@ def compare_arms(
         p_value=p_value(effect),
         p_permutation=p_perm,
         permutation_method=method,
+        p_permutation_floor=floor,
         verdict=verdict(effect, a.name, b.name),
         read_as=(
             describe_readings(readings_a, AXIS_SYMBOL[axis]),

@@ -515,7 +515,8 @@ def predict(
 ) -> Prediction | list[Prediction]:
     """The fitted law at `x_new` (a number, or a 1-D sequence: a list back) with its interval at the fit's level.
 
-    The interval is the law's confidence interval at X (not one new noisy observation). It is clipped to
+    The interval is a confidence interval for the law's value at X, the mean over runs the law describes; one new
+    run would scatter around it by its own seed and prompt noise as well. It is clipped to
     `value_range` (`clipped` says so). A law value outside the range raises `OutOfRange` unless
     `refuse_outside` is False (a plot's band), which then clips the value too.
     """
@@ -534,8 +535,8 @@ def predict(
             if refuse_outside:
                 raise OutOfRange(
                     f"the law predicts {value:.4g} at X = {x0:.4g}, outside the metric's range "
-                    f"[{low:g}, {high:g}]: it cannot hold that far from its points (largest fitted X "
-                    f"{fit.x.max():.4g})"
+                    f"[{low:g}, {high:g}]: it cannot hold that far from its points (fitted on X from "
+                    f"{fit.x.min():.4g} to {fit.x.max():.4g})"
                 )
             value = min(max(value, low), high)
         clipped_lo, clipped_hi = min(max(lo, low), high), max(min(hi, high), low)

@@ -35,9 +35,9 @@ class Axis:
 # The paper's three scaling functions (Sec. 6): alignment S against training compute C, model size N,
 # and data D counted in image-noun pairs.
 AXES: dict[str, Axis] = {
-    "compute": Axis("compute", "C", "training FLOPs, every evaluation of every run"),
-    "params": Axis("params", "N", "parameters, each run's final evaluation"),
-    "data": Axis("data", "D", "training-set image-noun pairs, each run's final evaluation"),
+    "compute": Axis("compute", "C", "training FLOPs, every evaluation of every configuration"),
+    "params": Axis("params", "N", "parameters, each configuration's final evaluation"),
+    "data": Axis("data", "D", "training-set image-noun pairs, each configuration's final evaluation"),
 }
 
 DEFAULT_METRIC = "tifa"

@@ -4,6 +4,7 @@
     load_curves(study_dir, "tifa")    -> [Curve]       one per run that has evaluations of the metric, with
                                                        per-image scores (`Curve.samples`) where they were kept
     study_metrics(study_dir)          -> ["tifa", ...] metrics present in the evaluations table
+    load_chance_level(study_dir, "tifa") -> float | None  the metric's chance level, if the scorer gives one
 
 Everything comes from `<study_dir>/study.sqlite` (run `t2iscale study sync DIR` first to pick up results written
 by jobs that could not reach the database). Torch-free.
@@ -133,6 +134,17 @@ def load_curves(study_dir: str | Path, metric: str = "tifa") -> list[Curve]:
             )
         )
     return curves
+
+
+def load_chance_level(study_dir: str | Path, metric: str = "tifa") -> float | None:
+    """The chance level the scorer recorded for `metric` (TIFA: expected score of uniform guessing), if any.
+
+    The runs of a study share one prompt set, so any evaluation's record serves."""
+    with StudyRegistry(study_dir) as registry:
+        levels = [
+            row["chance_level"] for row in registry.evaluations(metric) if row["chance_level"] is not None
+        ]
+    return float(levels[-1]) if levels else None
 
 
 def study_metrics(study_dir: str | Path) -> list[str]:

@@ -85,14 +85,24 @@ def status_rows(study_dir: str | Path) -> list[dict]:
 def metric_entry(row: dict) -> dict:
     """A run's last evaluation of a metric: step, value and, for a per-image metric, its 95% interval over the
     prompts (within the run's training seed) with n; a set statistic (FID) carries its n_images."""
-    entry = {"step": row["step"], "value": row["value"], "n_images": row.get("n_images")}
+    entry = {
+        "step": row["step"],
+        "value": row["value"],
+        "n_images": row.get("n_images"),
+        "set_statistic": not metric_info(row["metric"]).per_sample,
+    }
     if row.get("samples") and row["value"] is not None:
         estimate = replicate_estimate(
             [SampleScores.from_dict(json.loads(row["samples"]))],
             value_range=metric_info(row["metric"]).value_range,
         )
         entry.update(
-            lo=estimate.lo, hi=estimate.hi, n_prompts=estimate.n_prompts, n_images=estimate.n_samples
+            lo=estimate.lo,
+            hi=estimate.hi,
+            level=estimate.level,
+            n_prompts=estimate.n_prompts,
+            n_images=estimate.n_samples,
+            method=estimate.method,
         )
     return entry
 
@@ -117,8 +127,9 @@ def _metric_cell(entry: dict | None) -> str:
         text = "nan"
     elif "lo" in entry:
         text = f"{entry['value']:.3f} [{entry['lo']:.3f}, {entry['hi']:.3f}]"
-    else:
-        text = f"{entry['value']:.4g}" + (f" (N={entry['n_images']})" if entry.get("n_images") else "")
+    else:  # a set statistic carries its N; a per-image value evaluated before samples were kept, its value
+        n = f" (N={entry['n_images']})" if entry["set_statistic"] and entry.get("n_images") else ""
+        text = f"{entry['value']:.4g}{n}"
     return f"{text:>{CELL}}"
 
 
@@ -146,7 +157,9 @@ def format_status(study_dir: str | Path, rows: list[dict]) -> str:
     sizes = {(e["n_prompts"], e["n_images"]) for e in entries if "lo" in e}
     if sizes:
         n_text = "; ".join(f"{p} prompts, {n} images" for p, n in sorted(sizes))
-        set_statistic = "; N: images behind a set statistic" if any("lo" not in e for e in entries) else ""
+        set_statistic = (
+            "; N: images behind a set statistic" if any(e["set_statistic"] for e in entries) else ""
+        )
         lines.append(
             f"values: each run's last evaluation, with its 95% interval over prompts within the run's training "
             f"seed ({n_text}){set_statistic}"
