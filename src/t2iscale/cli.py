@@ -20,8 +20,8 @@ COMMAND_MODULES = [
     "t2iscale.zoo.cli",
     "t2iscale.bench.cli",
     "t2iscale.data.cli",
-    "t2iscale.study.train_cli",
     "t2iscale.train.cli",
+    "t2iscale.eval.sample_cli",
     "t2iscale.eval.cli",
     "t2iscale.study.cli",
     "t2iscale.findings.cli",
@@ -42,6 +42,17 @@ def add_command(subparsers, name: str, handler, help: str, description: str | No
     return parser
 
 
+def _evaluation_hooks(config, progress: bool) -> list:
+    from t2iscale.eval.along_training import evaluation_hooks
+
+    return evaluation_hooks(config, progress=progress)
+
+
+# What a command module needs from packages after it in the data flow, handed in here, where every package is known:
+# the training loop runs evaluation along training through hooks it does not import.
+REGISTER_OPTIONS = {"t2iscale.train.cli": {"hooks": _evaluation_hooks}}
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="t2iscale",
@@ -52,7 +63,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--debug", action="store_true", help="show full tracebacks on errors")
     subparsers = parser.add_subparsers(title="commands", metavar="COMMAND")
     for module_name in COMMAND_MODULES:
-        importlib.import_module(module_name).register(subparsers)
+        importlib.import_module(module_name).register(subparsers, **REGISTER_OPTIONS.get(module_name, {}))
     return parser
 
 

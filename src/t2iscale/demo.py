@@ -57,8 +57,8 @@ def train_ladder(out: Path, workers: int, overrides: list[str], progress: bool) 
     """Register the study, then let `workers` runner processes train it; a progress bar over all steps."""
     from tqdm.auto import tqdm
 
+    from t2iscale.study.plan import load_spec
     from t2iscale.study.runner import register_study
-    from t2iscale.study.spec import load_spec
 
     spec = load_spec(DEMO_PRESET, overrides)
     planned, _ = register_study(spec, out, DEMO_PRESET)
@@ -253,7 +253,7 @@ def run_demo(
     out: str | Path, workers: int | None = None, overrides: list[str] = (), progress: bool = True
 ) -> dict:
     from t2iscale.report.build import build_report
-    from t2iscale.study.spec import load_spec
+    from t2iscale.study.plan import load_spec
 
     start = time.perf_counter()
     out = Path(out)

@@ -114,7 +114,7 @@ def test_table_with_fp32_channels_last_and_recipe_override(capsys):
 
 
 def test_sampling_runs_the_generate_path_next_to_stock(capsys, monkeypatch):
-    from t2iscale.train.text_to_image import TextToImage
+    from t2iscale.eval.text_to_image import TextToImage
 
     calls = []
     generate = TextToImage.generate
@@ -143,16 +143,23 @@ def test_sampling_runs_the_generate_path_next_to_stock(capsys, monkeypatch):
 
 
 def test_toolkit_training_rows_time_the_loops_train_step(capsys, monkeypatch):
-    from t2iscale.train.step import TrainStep
+    from t2iscale.train import loop
 
     batches = []
-    step = TrainStep.__call__
+    step = loop.train_step
 
-    def counting_step(self, batch, noise, time, drop):
-        batches.append((batch.x0.shape[0], noise.shape[0], self.ema is not None, self.recipe.global_batch))
-        return step(self, batch, noise, time, drop)
+    def counting_step(optimization, inputs, accelerator):
+        batches.append(
+            (
+                inputs.batch.x0.shape[0],
+                inputs.noise.shape[0],
+                optimization.ema is not None,
+                optimization.recipe.global_batch,
+            )
+        )
+        return step(optimization, inputs, accelerator)
 
-    monkeypatch.setattr(TrainStep, "__call__", counting_step)
+    monkeypatch.setattr(loop, "train_step", counting_step)
     code, out, _ = bench(capsys, MODELS[0], "--measure", "train", "--batch-sizes", "2", *TINY, *FEW, "--json")
     assert code == 0
     assert batches == [(2, 2, True, 2)] * 4  # first + warm-up + 2 timed, with the recipe's EMA

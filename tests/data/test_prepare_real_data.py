@@ -13,7 +13,7 @@ from safetensors.torch import load_file
 import t2iscale.data.prepare as prepare_module
 from t2iscale.cli import main
 from t2iscale.data.prepare import PrepareConfig, prepare
-from t2iscale.data.prepared import read_prepared_meta
+from t2iscale.data.prepared_meta import read_prepared_meta
 from t2iscale.data.vae import LatentVAE, save_tiny_random_vae
 from t2iscale.data.webdataset_reader import WebDatasetReader, first_n
 from t2iscale.errors import UserError

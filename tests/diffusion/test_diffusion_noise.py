@@ -1,9 +1,7 @@
-import random
-
 import pytest
 import torch
 
-from t2iscale.diffusion import CAPTION_DROPOUT_PROBABILITY, drop_captions, initial_noise
+from t2iscale.diffusion import initial_noise
 from t2iscale.errors import UserError
 
 
@@ -37,18 +35,3 @@ def test_bad_seeds_are_user_errors():
         initial_noise([1, "2"], (4,))
     with pytest.raises(UserError, match="at least one seed"):
         initial_noise([], (4,))
-
-
-def test_caption_dropout():
-    captions = [f"caption {i}" for i in range(20000)]
-    dropped = drop_captions(captions, CAPTION_DROPOUT_PROBABILITY, random.Random(0))
-    assert CAPTION_DROPOUT_PROBABILITY == 0.1
-    assert len(dropped) == len(captions) and captions[0] == "caption 0"
-    fraction = sum(caption == "" for caption in dropped) / len(captions)
-    assert abs(fraction - 0.1) < 0.01
-    assert all(new in ("", old) for old, new in zip(captions, dropped))
-    assert dropped == drop_captions(captions, 0.1, random.Random(0))
-    assert drop_captions(captions[:50], 0.0, random.Random(1)) == captions[:50]
-    assert drop_captions(captions[:50], 1.0, random.Random(1)) == [""] * 50
-    with pytest.raises(ValueError, match="in \\[0, 1\\]"):
-        drop_captions(captions, 1.5, random.Random(0))

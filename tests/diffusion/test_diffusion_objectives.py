@@ -88,6 +88,12 @@ def _loss_by_hand(objective, backbone, x0, text_ctx, text_mask, seed):
     return ((prediction - target) ** 2).mean(), x_t, timesteps
 
 
+def _drawn_loss(objective, backbone, x0, text_ctx, text_mask, generator):
+    """The loss with noise and time drawn from `generator`, as the training loop draws them per step."""
+    noise, time = objective.draw_noise_and_time(x0, generator)
+    return objective.loss(backbone, x0, noise, time, text_ctx, text_mask)
+
+
 @pytest.mark.parametrize("name", NAMES)
 def test_loss_equals_hand_computation(name, tiny_backbone, recording_backbone, text_batch):
     objective = make_objective(name)
@@ -95,7 +101,8 @@ def test_loss_equals_hand_computation(name, tiny_backbone, recording_backbone, t
     x0 = _x0(batch=2)
     backbone = recording_backbone(tiny_backbone)
     with torch.no_grad():
-        loss = objective.loss(backbone, x0, text_ctx, text_mask, generator=torch.Generator().manual_seed(3))
+        noise, time = objective.draw_noise_and_time(x0, torch.Generator().manual_seed(3))
+        loss = objective.loss(backbone, x0, noise, time, text_ctx, text_mask)
         expected, x_t, timesteps = _loss_by_hand(objective, tiny_backbone, x0, text_ctx, text_mask, seed=3)
     (call,) = backbone.calls
     torch.testing.assert_close(call["x"], x_t, atol=1e-5, rtol=1e-5)
@@ -126,10 +133,10 @@ def test_loss_is_reproducible_from_generator_state(name, tiny_backbone, text_bat
     x0 = _x0(batch=2)
     generator = torch.Generator().manual_seed(11)
     state = generator.get_state()
-    first = objective.loss(tiny_backbone, x0, text_ctx, text_mask, generator=generator)
-    second_draw = objective.loss(tiny_backbone, x0, text_ctx, text_mask, generator=generator)
+    first = _drawn_loss(objective, tiny_backbone, x0, text_ctx, text_mask, generator)
+    second_draw = _drawn_loss(objective, tiny_backbone, x0, text_ctx, text_mask, generator)
     generator.set_state(state)
-    replay = objective.loss(tiny_backbone, x0, text_ctx, text_mask, generator=generator)
+    replay = _drawn_loss(objective, tiny_backbone, x0, text_ctx, text_mask, generator)
     assert torch.equal(first, replay)
     assert not torch.equal(first, second_draw)
 
@@ -139,8 +146,8 @@ def test_loss_is_float32_scalar_under_autocast(name, tiny_backbone, text_batch):
     objective = make_objective(name)
     text_ctx, text_mask, _, _ = text_batch
     with torch.autocast("cpu", dtype=torch.bfloat16):
-        loss = objective.loss(
-            tiny_backbone, _x0(batch=2), text_ctx, text_mask, torch.Generator().manual_seed(0)
+        loss = _drawn_loss(
+            objective, tiny_backbone, _x0(batch=2), text_ctx, text_mask, torch.Generator().manual_seed(0)
         )
     assert loss.dtype == torch.float32 and loss.shape == ()
     loss.backward()
@@ -154,7 +161,7 @@ def test_loss_rejects_a_backbone_of_the_wrong_shape(text_batch):
         return x[:, :, ::2]
 
     with pytest.raises(ValueError, match="expected the input's"):
-        make_objective().loss(halves, _x0(batch=2), text_ctx, text_mask)
+        _drawn_loss(make_objective(), halves, _x0(batch=2), text_ctx, text_mask, None)
 
 
 def test_ddpm_timesteps_cover_the_training_range():
@@ -200,13 +207,13 @@ def test_training_a_tiny_backbone_lowers_the_loss(name, tiny_backbone_class):
     def held_out_loss():
         generator = torch.Generator().manual_seed(999)
         with torch.no_grad():
-            return sum(objective.loss(backbone, *batch(generator), generator=generator) for _ in range(8)) / 8
+            return sum(_drawn_loss(objective, backbone, *batch(generator), generator) for _ in range(8)) / 8
 
     before = held_out_loss()
     generator = torch.Generator().manual_seed(1)
     for _ in range(300):
         x0, text_ctx, text_mask = batch(generator)
-        loss = objective.loss(backbone, x0, text_ctx, text_mask, generator=generator)
+        loss = _drawn_loss(objective, backbone, x0, text_ctx, text_mask, generator)
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()

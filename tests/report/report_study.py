@@ -6,10 +6,10 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+from t2iscale.study.plan import load_spec
 from t2iscale.study.registry import StudyRegistry
 from t2iscale.study.results import load_runs
 from t2iscale.study.runner import register_study, run_study
-from t2iscale.study.spec import load_spec
 
 BASE = {
     "data": {"size": 64, "resolution": 16, "world": "tiny"},

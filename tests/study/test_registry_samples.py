@@ -12,10 +12,10 @@ import pytest
 from study_fixtures import cli_env, tiny_spec
 
 from t2iscale.errors import UserError
+from t2iscale.findings.curves import load_curves
+from t2iscale.study.plan import load_spec
 from t2iscale.study.registry import StudyRegistry, db_path
-from t2iscale.study.results import load_curves
 from t2iscale.study.runner import register_study
-from t2iscale.study.spec import load_spec
 
 # The evaluations table as databases made before per-image scores were kept have it.
 OLD_EVALUATIONS = """

@@ -11,7 +11,8 @@ from study_fixtures import cli_env, tiny_spec
 
 from t2iscale.cli import main
 from t2iscale.eval.intervals import per_prompt_scores
-from t2iscale.study.results import load_curves, load_runs
+from t2iscale.findings.curves import load_curves
+from t2iscale.study.results import load_runs
 from t2iscale.study.runner import run_study
 
 BACKBONES = ["sdxl-c8-td1_1", "sdxl-c16-td1_1", "sd2-c8"]
@@ -148,8 +149,8 @@ def test_predict_flags_extrapolation_both_ways_and_shows_chance_as_a_reference(s
 def test_runs_without_evaluations_are_left_out_and_listed(study, tmp_path, capsys):
     import shutil
 
+    from t2iscale.study.plan import load_spec
     from t2iscale.study.runner import register_study
-    from t2iscale.study.spec import load_spec
 
     extended = tmp_path / "extended"
     shutil.copytree(study, extended)

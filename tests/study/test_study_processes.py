@@ -10,8 +10,8 @@ from pathlib import Path
 
 from study_fixtures import cli_env, metric_steps, study_command, tiny_spec, wait_for, write_spec_toml
 
+from t2iscale.findings.curves import load_curves
 from t2iscale.study.registry import StudyRegistry
-from t2iscale.study.results import load_curves
 from t2iscale.study.runner import run_study
 from t2iscale.study.status import status_rows
 

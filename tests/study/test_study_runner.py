@@ -9,10 +9,11 @@ from study_fixtures import metric_steps, tiny_spec, write_spec_toml
 
 from t2iscale.cli import main
 from t2iscale.errors import UserError
+from t2iscale.findings.curves import load_curves
+from t2iscale.study.plan import load_spec
 from t2iscale.study.registry import StudyRegistry
-from t2iscale.study.results import load_curves, load_runs, study_metrics
+from t2iscale.study.results import load_runs, study_metrics
 from t2iscale.study.runner import register_study, run_study
-from t2iscale.study.spec import load_spec
 from t2iscale.train.loop import TrainingDiverged
 from t2iscale.zoo import Setting, account
 

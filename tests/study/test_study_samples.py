@@ -2,8 +2,8 @@
 
 from study_fixtures import tiny_spec
 
+from t2iscale.findings.curves import load_curves
 from t2iscale.study.registry import StudyRegistry
-from t2iscale.study.results import load_curves
 from t2iscale.study.runner import run_study
 
 SEEDS = [0, 2]

@@ -7,8 +7,8 @@ import pytest
 from study_fixtures import tiny_spec, write_spec_toml
 
 from t2iscale.errors import UserError
-from t2iscale.study.plan import expand_grid, run_accounting, select_runs
-from t2iscale.study.spec import load_spec, preset_names, preset_text
+from t2iscale.study.plan import expand_grid, load_spec, run_accounting, select_runs
+from t2iscale.study.spec import preset_names, preset_text
 
 
 @pytest.mark.parametrize(

@@ -16,7 +16,7 @@ Measure zoo backbones on this machine's device (CUDA if present, else the CPU), 
 options say otherwise (256 px -> 4 x 32 x 32 latents, 77 x 1024 text context), with bf16 autocast over fp32
 weights. Measures (--measure, comma-separated):
   forward   latency of one forward pass per batch size and resolution (inference mode, eval mode)
-  train     one optimizer step of the toolkit's TrainStep, the step the training loop runs: micro-batches,
+  train     one optimizer step of the toolkit's train_step, the step the training loop runs: micro-batches,
             backward, gradient clipping, AdamW (fused on CUDA), LR schedule, EMA, with the recipe's options
   sampling  the evaluation's generate path (TextToImage: per-seed noise, DDIM N steps with CFG), per batch
 --sampling is short for --measure sampling.

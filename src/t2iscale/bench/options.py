@@ -135,6 +135,7 @@ class BenchOptions:
         and the bench's own precision / compile / channels-last options."""
         from pydantic import ValidationError
 
+        from t2iscale.strict import format_validation_error
         from t2iscale.train.config import RecipeConfig, parse_override
 
         raw: dict[str, Any] = {}
@@ -156,11 +157,7 @@ class BenchOptions:
         try:
             return RecipeConfig.model_validate(raw)
         except ValidationError as error:
-            problems = "; ".join(
-                f"{'.'.join(map(str, item['loc']))}: "
-                f"{'unknown recipe key' if item['type'] == 'extra_forbidden' else item['msg']}"
-                for item in error.errors()
-            )
+            problems = format_validation_error(error, unknown="unknown recipe key")
             raise UserError(f"--set: {problems}") from None
 
     def as_dict(self) -> dict[str, Any]:

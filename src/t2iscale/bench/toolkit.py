@@ -2,9 +2,9 @@
 
 - forward: a zoo `Backbone` through its common signature, in eval mode under inference mode and the autocast
   that evaluation uses;
-- train: the loop's `TrainStep` (micro-batches, backward, clipping, fused AdamW on CUDA, LR schedule, EMA) built
-  from the recipe, around a `DenoisingModel` with precomputed text (the prepared-data path of the paper's
-  setting), with the per-step noise / time / caption-dropout draw the loop makes;
+- train: the loop's `train_step` (micro-batches, backward, clipping, fused AdamW, LR schedule, EMA) with the
+  optimizer the loop prepares (`prepare_optimization`), around a `DenoisingModel` with precomputed text (the
+  prepared-data path of the paper's setting), with the per-step noise / time / caption-dropout draw the loop makes;
 - sampling: `TextToImage.generate`, the evaluation's generate path (per-seed noise, DDIM with CFG through
   `t2iscale.diffusion.sampling.sample`), with the text encoder and the decoder replaced by stand-ins that cost
   nothing, because the stock loop has neither either.
@@ -24,11 +24,12 @@ from t2iscale.bench.options import BenchOptions
 from t2iscale.bench.workload import Workload
 from t2iscale.diffusion.objectives import make_objective
 from t2iscale.errors import UserError
+from t2iscale.eval.text_to_image import TextToImage
+from t2iscale.train import loop
 from t2iscale.train.compile import compile_backbone
 from t2iscale.train.model import DenoisingModel, PrecomputedTextConditioner
-from t2iscale.train.sources import Batch
-from t2iscale.train.step_inputs import Prefetcher, StepInputs
-from t2iscale.train.text_to_image import TextToImage
+from t2iscale.train.prefetch import Prefetcher
+from t2iscale.train.sources import Batch, StepInputs
 from t2iscale.zoo.backbone import Backbone, build
 from t2iscale.zoo.setting import Setting
 
@@ -38,7 +39,7 @@ def autocast_dtype(options: BenchOptions) -> torch.dtype | None:
 
 
 def build_backbone(name: str, setting: Setting, options: BenchOptions, device: torch.device) -> Backbone:
-    """A backbone for forward and sampling runs, with the same memory-format and compile options as TrainStep."""
+    """A backbone for forward and sampling runs, with the memory-format and compile options training uses."""
     torch.manual_seed(options.seed)
     backbone = build(name, setting, device=device).eval()
     if options.channels_last:
@@ -82,7 +83,7 @@ def reset_accelerate_state() -> None:
 
 
 class ToolkitTraining:
-    """TrainStep for one (model, setting, batch size), and the loop's per-step use of it."""
+    """The loop's optimizer step for one (model, setting, batch size), used as the loop uses it."""
 
     def __init__(
         self,
@@ -95,7 +96,6 @@ class ToolkitTraining:
         from accelerate import Accelerator
 
         from t2iscale.train.distributed import batch_geometry
-        from t2iscale.train.step import TrainStep
 
         self.recipe = options.recipe(workloads[0].batch_size)
         reset_accelerate_state()
@@ -108,11 +108,11 @@ class ToolkitTraining:
         conditioner = PrecomputedTextConditioner(workloads[0].empty_ctx, workloads[0].empty_mask)
         model = DenoisingModel(backbone, conditioner, self.objective).to(device)
         # The benchmark times steady-state steps; the schedule length only matters for a cosine decay.
-        self.step = TrainStep(
+        self.optimization = loop.prepare_optimization(
             model, self.recipe, self.accelerator, micro_batch, accumulation, total_steps=10**9
         )
-        self.step.model.train()
-        # CPU batches, moved by TrainStep as in the loop; several, so no step reuses the previous one's inputs.
+        self.optimization.model.train()
+        # CPU batches, moved by train_step as in the loop; several, so no step reuses the previous one's inputs.
         batches = [
             Batch(x0=w.x0, text_ctx=w.text_ctx, text_mask=w.text_mask, global_rows=torch.arange(w.batch_size))
             for w in workloads
@@ -131,15 +131,13 @@ class ToolkitTraining:
 
     def __call__(self) -> None:
         """One optimizer step, as the loop's stages 5a-5b make it."""
-        inputs = self.inputs.next()
-        self.running_loss += self.step(
-            inputs.batch, inputs.noise, inputs.time, inputs.drop
-        )  # no synchronization, as in the loop
+        # looked up on the module, so a test can count the calls
+        self.running_loss += loop.train_step(self.optimization, self.inputs.next(), self.accelerator)
 
     def close(self) -> None:
         self.inputs.close()
         self.accelerator.free_memory()
-        self.step = self.inputs = self.accelerator = None
+        self.optimization = self.inputs = self.accelerator = None
         reset_accelerate_state()
 
 

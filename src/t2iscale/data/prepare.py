@@ -25,9 +25,9 @@ from pathlib import Path
 from typing import Literal
 
 import torch
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field
 
-from t2iscale.data.prepared import (
+from t2iscale.data.prepared_meta import (
     EMPTY_CAPTION_FILE,
     META_FILE,
     PreparedMeta,
@@ -43,6 +43,7 @@ from t2iscale.data.webdataset_reader import (
     subset_key,
 )
 from t2iscale.errors import UserError
+from t2iscale.strict import Strict
 
 log = logging.getLogger(__name__)
 
@@ -52,10 +53,10 @@ INDEX_FILE = "raw_index.json"
 MAX_SYNTHETIC_CAPTIONS = 5
 
 
-class PrepareConfig(BaseModel):
+class PrepareConfig(Strict):
     """Settings of one preparation (unknown keys are errors)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(frozen=True)
 
     shards: str = Field(description="raw shard pattern, e.g. 'dir/{000000..000009}.tar'")
     vae: Path = Field(description="diffusers AutoencoderKL directory (or a pipeline with vae/)")

@@ -65,6 +65,7 @@ def handle_prepare(args) -> int:
 
     from t2iscale.data.prepare import PrepareConfig, prepare
     from t2iscale.errors import UserError
+    from t2iscale.strict import validation_problems
 
     try:
         config = PrepareConfig(
@@ -86,10 +87,11 @@ def handle_prepare(args) -> int:
             progress=not args.no_progress,
         )
     except ValidationError as error:
-        first = error.errors()[0]
-        raise UserError(
-            f"--{'-'.join(str(p) for p in first['loc']).replace('_', '-')}: {first['msg']}"
-        ) from error
+        # Each field is the option of the same name: text_max_length -> --text-max-length.
+        problems = "; ".join(
+            f"--{problem.key.replace('_', '-')}: {problem.message}" for problem in validation_problems(error)
+        )
+        raise UserError(problems) from error
     print(config.model_dump_json(indent=2))
     meta = prepare(config)
     print(

@@ -13,8 +13,9 @@ Layout of a prepared directory (written by `t2iscale data prepare`, `t2iscale.da
         subset_keys      (K,)          int64, each sample's place in the nested-subset order
       and in the safetensors metadata: "keys" and "captions" (JSON lists) for inspection.
 
-Every candidate caption is stored, so the caption policy (paper Sec. 5) and the recipe's 10% caption dropout
-are applied when a sample is read, and one preparation serves every caption ablation. Text embeddings keep
+Every candidate caption is stored, so the caption policy (paper Sec. 5) is applied when a sample is read, and one
+preparation serves every caption ablation; the recipe's caption dropout is the training step's
+(`t2iscale.train.model.PrecomputedTextConditioner`, with the stored empty caption). Text embeddings keep
 all L positions (SD-family UNets attend to the padding positions too); that costs about
 6 captions x 77 x 1024 x 2 bytes = 0.95 MB per image for OpenCLIP-H, next to 8 KB of latents.
 
@@ -26,8 +27,8 @@ The reader, `PreparedDataset`:
   positions r, r + W, r + 2W, ... of it, every rank the same number of samples;
 - position: `state_dict()` = (epoch, samples consumed by all ranks in that epoch); restoring it resumes
   exactly, also with a different number of ranks;
-- captions: the policy's draw and the dropout coin use rngs seeded from (seed, sample, epoch), so they do not
-  depend on the order, the rank, the subset size or a resume.
+- captions: the policy's draw uses an rng seeded from (seed, sample, epoch), so it does not depend on the order,
+  the rank, the subset size or a resume.
 Samples are read in the calling process from memory-mapped files (no decoding, so no DataLoader workers are
 needed); this class is not a torch Dataset on purpose: the position lives here, not in worker processes.
 """
@@ -39,73 +40,14 @@ import random
 from collections import OrderedDict
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Literal
 
 import numpy as np
 import torch
-from pydantic import BaseModel, ConfigDict, ValidationError
 
 from t2iscale.data.caption_policy import check_policy, choose_caption, needs_synthetic
+from t2iscale.data.prepared_meta import META_FILE, read_prepared_meta
 from t2iscale.data.webdataset_reader import DataCounters
 from t2iscale.errors import UserError
-
-META_FILE = "prepared.json"
-EMPTY_CAPTION_FILE = "empty_caption.safetensors"
-FORMAT_NAME = "t2iscale-prepared"
-FORMAT_VERSION = 1
-
-
-def shard_file_name(shard_index: int) -> str:
-    return f"shard-{shard_index:06d}.safetensors"
-
-
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class PreparedShard(Strict):
-    file: str
-    count: int
-
-
-class PreparedMeta(Strict):
-    """The contents of prepared.json."""
-
-    format: Literal["t2iscale-prepared"] = FORMAT_NAME
-    version: Literal[1] = FORMAT_VERSION
-    count: int
-    shards: list[PreparedShard]
-    resolution: int
-    latent_shape: tuple[int, int, int]
-    storage_dtype: Literal["float16", "bfloat16"]
-    vae: dict  # LatentVAE.describe(): path, scaling/shift factor, posterior = "mean", ...
-    text_encoder: dict  # TextEncoder.describe(): name, dim, max_length, layer, ...
-    empty_caption_file: str = EMPTY_CAPTION_FILE
-    subset_seed: int
-    size: int | None
-    source_shards: list[str]
-    counters: dict  # DataCounters.to_json() of the raw pass: good, bad by reason, bad by shard
-    fingerprint: dict  # the settings that determine the output (prepare refuses to mix two of them)
-
-    @property
-    def text_dim(self) -> int:
-        return int(self.text_encoder["dim"])
-
-    @property
-    def text_length(self) -> int:
-        return int(self.text_encoder["max_length"])
-
-
-def read_prepared_meta(root: str | Path) -> PreparedMeta:
-    path = Path(root) / META_FILE
-    if not path.exists():
-        raise UserError(
-            f"{str(root)!r} is not a prepared data directory (no {META_FILE}; run `t2iscale data prepare`)"
-        )
-    try:
-        return PreparedMeta.model_validate_json(path.read_text())
-    except ValidationError as error:
-        raise UserError(f"{path}: {error}") from error
 
 
 def _storage_dtype(name: str) -> torch.dtype:
@@ -115,9 +57,8 @@ def _storage_dtype(name: str) -> torch.dtype:
 class PreparedDataset:
     """Reads prepared samples as (latent (C, h, w), text_ctx (L, D), text_mask (L,)) with the caption policy.
 
-    `size` caps the data to its first `size` samples in the nested-subset order; `caption_dropout` (the
-    recipe's 0.1, if the training loop wants the reader to apply it) replaces the chosen caption with the
-    empty caption. Iterating yields the rest of the current epoch for this rank; `batches()` runs forever.
+    `size` caps the data to its first `size` samples in the nested-subset order. Iterating yields the rest of the
+    current epoch for this rank; `batches()` runs forever.
     """
 
     def __init__(
@@ -129,7 +70,6 @@ class PreparedDataset:
         size: int | None = None,
         rank: int = 0,
         world_size: int = 1,
-        caption_dropout: float = 0.0,
         max_bad_fraction: float = 0.01,
         dtype: torch.dtype = torch.float32,
         max_open_files: int = 16,
@@ -141,10 +81,8 @@ class PreparedDataset:
         self.caption_policy = check_policy(caption_policy)
         if not 0 <= rank < world_size:
             raise UserError(f"rank {rank} is not in [0, world_size={world_size})")
-        if not 0.0 <= caption_dropout <= 1.0:
-            raise UserError(f"caption_dropout must be in [0, 1], got {caption_dropout}")
         self.seed, self.size, self.rank, self.world_size = seed, size, rank, world_size
-        self.caption_dropout, self.dtype, self.max_open_files = caption_dropout, dtype, max_open_files
+        self.dtype, self.max_open_files = dtype, max_open_files
         self._files: OrderedDict[int, object] = OrderedDict()
 
         # One row per stored sample: its shard, place in the shard, captions and subset key.
@@ -243,11 +181,10 @@ class PreparedDataset:
             "size": self.size,
             "images_per_epoch": self.images_per_epoch,
             "caption_policy": self.caption_policy,
-            "caption_dropout": self.caption_dropout,
         }
 
     def load_state_dict(self, state: dict) -> None:
-        for name in ("seed", "size", "images_per_epoch", "caption_policy", "caption_dropout"):
+        for name in ("seed", "size", "images_per_epoch", "caption_policy"):
             if state.get(name) != getattr(self, name):
                 raise UserError(
                     f"cannot resume the data position: saved {name}={state.get(name)!r}, "
@@ -286,10 +223,6 @@ class PreparedDataset:
         local = int(self._local_of[row])
         latent = handle.get_slice("latents")[local].to(self.dtype)  # (C, h, w)
         identity = int(self._subset_key[row])
-        if self.caption_dropout and random.Random(f"dropout:{self.seed}:{identity}:{epoch}").random() < (
-            self.caption_dropout
-        ):
-            return latent, self._empty_ctx, self._empty_mask
         offsets = self._offsets[int(self._shard_of[row])]
         start, end = int(offsets[local]), int(offsets[local + 1])
         # The shared policy picks among caption labels: "0" = alt-text, "1".. = synthetic, best first.

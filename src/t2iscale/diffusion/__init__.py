@@ -1,7 +1,6 @@
 """Diffusion objectives (DDPM ε / v, rectified flow) and samplers (DDIM, flow Euler) with classifier-free
 guidance; they wrap any backbone `backbone(x, t, text_ctx, text_mask) -> prediction` (DESIGN.md)."""
 
-from t2iscale.diffusion.caption_dropout import CAPTION_DROPOUT_PROBABILITY, EMPTY_CAPTION, drop_captions
 from t2iscale.diffusion.noise import initial_noise
 from t2iscale.diffusion.objectives import (
     DEFAULT_OBJECTIVE,
@@ -14,17 +13,14 @@ from t2iscale.diffusion.objectives import (
 from t2iscale.diffusion.sampling import DEFAULT_GUIDANCE, DEFAULT_STEPS, SAMPLERS, make_scheduler, sample
 
 __all__ = [
-    "CAPTION_DROPOUT_PROBABILITY",
     "DEFAULT_GUIDANCE",
     "DEFAULT_OBJECTIVE",
     "DEFAULT_STEPS",
-    "EMPTY_CAPTION",
     "OBJECTIVES",
     "SAMPLERS",
     "DDPMObjective",
     "FlowObjective",
     "Objective",
-    "drop_captions",
     "initial_noise",
     "make_objective",
     "make_scheduler",

@@ -23,17 +23,18 @@ import torch
 import torch.nn.functional as F
 from diffusers import DDPMScheduler
 from diffusers.training_utils import compute_density_for_timestep_sampling
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import ConfigDict, Field, ValidationError
 
 from t2iscale.errors import UserError
+from t2iscale.strict import Strict, validation_problems
 
 DEFAULT_OBJECTIVE = "ddpm-eps"
 
 
-class StrictConfig(BaseModel):
+class StrictConfig(Strict):
     """Unknown keys are errors; configs are values (frozen) so a run's config cannot drift."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(frozen=True)
 
 
 class DDPMConfig(StrictConfig):
@@ -99,17 +100,18 @@ class Objective(ABC):
         self,
         backbone: torch.nn.Module,
         x0: torch.Tensor,
+        noise: torch.Tensor,
+        time: torch.Tensor,
         text_ctx: torch.Tensor,
         text_mask: torch.Tensor,
-        generator: torch.Generator | None = None,
     ) -> torch.Tensor:
-        """Mean squared error of the backbone's prediction, a scalar in float32 (also under autocast).
+        """The training loss: mean squared error of the backbone's prediction, a float32 scalar (also under autocast).
 
-        Noise and time come from `generator` (the default RNG when None), so a training step is reproducible
-        from the RNG state.
+        x0 (B, C, H, W) clean inputs; noise (B, C, H, W) and time (B,) from `draw_noise_and_time` (the training
+        loop draws them per step from (run seed, step), see `t2iscale.train.sources.StepInputs`); text_ctx
+        (B, L, D) and text_mask (B, L) after caption dropout.
         """
-        noise, time = self.draw_noise_and_time(x0, generator)
-        x_t, timesteps, target = self.noisy_input_and_target(x0, noise, time)
+        x_t, timesteps, target = self.noisy_input_and_target(x0, noise, time)  # float32
         # The backbone gets x_t in the data's dtype; autocast (if any) decides its compute dtype.
         prediction = backbone(x_t.to(x0.dtype), timesteps, text_ctx, text_mask)  # (B, C, H, W)
         if prediction.shape != x0.shape:
@@ -215,13 +217,12 @@ OBJECTIVES: dict[str, type[Objective]] = {
 
 
 def _describe_validation_error(name: str, error: ValidationError) -> str:
-    problems = []
-    for item in error.errors():
-        key = ".".join(str(part) for part in item["loc"]) or "<config>"
-        if item["type"] == "extra_forbidden":
-            problems.append(f"unknown option {key!r}")
-        else:
-            problems.append(f"option {key!r}: {item['msg']} (got {item.get('input')!r})")
+    problems = [
+        f"unknown option {problem.key!r}"
+        if problem.unknown
+        else f"option {problem.key or '<config>'!r}: {problem.message} (got {problem.input!r})"
+        for problem in validation_problems(error)
+    ]
     return f"objective {name!r}: " + "; ".join(problems)
 
 

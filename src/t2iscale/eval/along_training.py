@@ -15,26 +15,15 @@ evaluated again (a resumed run repeats nothing).
 from __future__ import annotations
 
 from t2iscale.eval.generate import generate_images
+from t2iscale.eval.metrics import metric_info
 from t2iscale.eval.prompt_source import resolve_prompts
+from t2iscale.eval.text_to_image import TextToImage, decoder_for, text_encoder_for_sampling
 from t2iscale.train.checkpoint import step_dir_name
 from t2iscale.train.compile import eager_regions
 from t2iscale.train.config import TrainConfig
 from t2iscale.train.device import autocast_dtype, resolve_mixed_precision
 from t2iscale.train.jsonl import JsonlWriter, read_jsonl
 from t2iscale.train.loop import Hook, HookContext
-from t2iscale.train.text_to_image import TextToImage, decoder_for, text_encoder_for_sampling
-
-
-def headline_value(metric: str, result: dict) -> float:
-    """The one number a metric contributes to curves and fits."""
-    return float(
-        result["clip_score"] if metric == "clip" else result["fid"] if "fid" in metric else result["score"]
-    )
-
-
-def images_scored(metric: str, result: dict) -> int:
-    """The N behind a metric's value: images scored (FID, a set statistic: the generated images)."""
-    return int(result["n_generated"] if "fid" in metric else result["n_images"])
 
 
 def category_values(result: dict) -> dict[str, float]:
@@ -114,14 +103,15 @@ class EvaluateAlongTraining:
         log = JsonlWriter(context.run.eval_log)
         records = []
         for metric, result in results.items():
+            info = metric_info(metric)
             record = {
                 "step": context.step,
                 "images_seen": context.images_seen,
                 "train_flops": context.train_flops,
                 "metric": metric,
-                "value": headline_value(metric, result),
+                "value": info.value(result),
                 "categories": category_values(result),
-                "n_images": images_scored(metric, result),
+                "n_images": info.images_scored(result),
             }
             if "chance_level" in result:
                 record["chance_level"] = result["chance_level"]

@@ -32,7 +32,7 @@ def handle(args) -> int:
     from t2iscale.errors import UserError
     from t2iscale.eval.generate import generate_images
     from t2iscale.eval.prompt_source import resolve_prompts
-    from t2iscale.train.text_to_image import load_text_to_image, run_config
+    from t2iscale.eval.text_to_image import load_text_to_image, run_config
 
     config = run_config(args.run)
     try:

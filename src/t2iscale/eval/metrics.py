@@ -1,15 +1,45 @@
-"""What each evaluation metric is: direction, range, whether it scores single images. Torch-free.
+"""The metric registry: what each evaluation metric is, what it needs, how it is computed and how it reads.
 
-The statistics use this table: an interval or a prediction is clipped to the metric's range (a TIFA above 1
-means nothing), a scaling law's frontier needs "higher is better", and only per-image metrics carry per-sample
-scores (set statistics such as FID carry their N instead). The chance level of TIFA is a reference line, not a
-bound: a model can score below it.
+One entry per metric (paper Sec. 3: alignment and quality measured along training). Adding a metric (the paper
+also used ImageReward and HPSv2) is adding one entry to `METRIC_INFO`:
+- its direction and range: an interval or a prediction is clipped to the range (a TIFA above 1 means nothing), a
+  scaling law's frontier needs "higher is better", and only per-image metrics carry per-sample scores (set
+  statistics such as FID carry their N instead). The chance level of TIFA is a reference line, not a bound: a
+  model can score below it;
+- `requires`: checks that `score_images` runs before any expensive work, each failing with the line a user sees;
+- `compute`: its result (written to `eval/<metric>.json`) from the resolved `ScoreInputs`;
+- `value_key` / `count_key`: the result keys of its one number (curves, fits, `eval.jsonl`) and of its N;
+- `headline_format`: the CLI's line.
+
+Torch-free: `study`, `findings` and `report` read the table, so the heavy imports (torch, the scorers) stay inside
+the compute functions.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from t2iscale.errors import UserError
+
+if TYPE_CHECKING:
+    from t2iscale.eval.score_inputs import ScoreInputs
+
+# A requirement: returns when the metric can be computed from the inputs, raises a UserError that says what is
+# missing when it cannot.
+Requirement = Callable[["ScoreInputs"], None]
+
+
+def needs(met: Callable[[ScoreInputs], bool], message: str) -> Requirement:
+    """A requirement that fails with `message` when `met(inputs)` is false."""
+
+    def check(inputs: ScoreInputs) -> None:
+        if not met(inputs):
+            raise UserError(message)
+
+    return check
 
 
 @dataclass(frozen=True)
@@ -20,6 +50,13 @@ class MetricInfo:
     lo: float  # the metric's range: every value, interval and prediction lies in [lo, hi]
     hi: float
     per_sample: bool  # one score per image (an average over images), so intervals over prompts exist
+    value_key: str = "score"  # the result key of the metric's one number
+    count_key: str = "n_images"  # the result key of the N behind it (a set statistic's: the generated images)
+    # The CLI's line: `str.format` over the result's keys, plus {bounds}: the 95% interval over prompts, if any.
+    headline_format: str = "{score:.4f}{bounds}"
+    requires: tuple[Requirement, ...] = ()
+    # The result without its "metric" key; `score_images` adds the interval over prompts when it has "samples".
+    compute: Callable[[ScoreInputs], dict] | None = None
 
     @property
     def value_range(self) -> tuple[float, float]:
@@ -28,16 +65,198 @@ class MetricInfo:
     def range_text(self) -> str:
         return f"[{self.lo:g}, {'∞' if math.isinf(self.hi) else f'{self.hi:g}'}]"
 
+    def value(self, result: dict) -> float:
+        """The one number the metric contributes to curves and fits."""
+        return float(result[self.value_key])
+
+    def images_scored(self, result: dict) -> int:
+        """The N behind the value: images scored (a set statistic such as FID: the generated images)."""
+        return int(result[self.count_key])
+
+    def headline(self, result: dict) -> str:
+        """One line for the CLI; a per-image metric with its 95% interval over the prompts."""
+        interval = result.get("interval")
+        bounds = (
+            "" if interval is None else f" [{interval['lo']:.4f}, {interval['hi']:.4f}] (95%, over prompts)"
+        )
+        return self.headline_format.format_map({**result, "bounds": bounds})
+
+
+# -- how each metric is computed (heavy imports inside) ------------------------------------------------------
+
+
+def _tifa(inputs: ScoreInputs) -> dict:
+    from t2iscale.eval.tifa import run_tifa
+    from t2iscale.eval.vqa import backend_name
+
+    vqa_backend = inputs.vqa_backend
+    if vqa_backend is None:
+        if inputs.vqa_model is not None:
+            from t2iscale.eval.vqa import BlipVQA
+
+            vqa_backend = BlipVQA.from_pretrained(inputs.vqa_model, device=inputs.device)
+        else:
+            from t2iscale.eval.oracle import OracleVQA
+
+            vqa_backend = OracleVQA(inputs.world)
+    images = zip((entry.prompt_id for entry in inputs.entries), inputs.generated_images())
+    tifa = run_tifa(
+        images, inputs.questions, vqa_backend, total=len(inputs.entries), progress=inputs.progress
+    )
+    samples = inputs.samples(tifa.pop("image_scores"))
+    return {
+        "vqa_backend": backend_name(vqa_backend),
+        "questions": inputs.questions_source,
+        **inputs.provenance,
+        **tifa,
+        "samples": samples,
+    }
+
+
+def _clip(inputs: ScoreInputs) -> dict:
+    from t2iscale.eval.clip_score import ClipScorer
+
+    clip = ClipScorer(inputs.clip_model, device=inputs.device).score(
+        inputs.generated_images(), inputs.captions(), batch_size=inputs.batch_size, progress=inputs.progress
+    )
+    samples = inputs.samples(clip.pop("image_scores"))
+    return {**inputs.provenance, **clip, "samples": samples}
+
+
+def _frechet(inputs: ScoreInputs, feature_net, features: str) -> dict:
+    from t2iscale.eval.fid import frechet_distance
+
+    reference, reference_description = inputs.reference()
+    fid = frechet_distance(
+        reference,
+        inputs.generated_images(),
+        feature_net,
+        batch_size=inputs.batch_size,
+        device=inputs.device,
+        progress=inputs.progress,
+    )
+    return {"features": features, "reference": reference_description, **inputs.provenance, **fid}
+
+
+def _fid(inputs: ScoreInputs) -> dict:
+    from t2iscale.eval.fid import TorchScriptFeatures
+
+    network = TorchScriptFeatures(inputs.inception)
+    return _frechet(inputs, network, f"TorchScript network {str(inputs.inception)!r}")
+
+
+def _oracle_fid(inputs: ScoreInputs) -> dict:
+    from t2iscale.eval.fid import OracleFeatures
+    from t2iscale.eval.oracle import OracleVQA
+
+    features = f"oracle scene features of the shapes world {inputs.world_name!r}"
+    return _frechet(inputs, OracleFeatures(OracleVQA(inputs.world)), features)
+
+
+def _every_image_has_a_caption(inputs: ScoreInputs) -> None:
+    inputs.captions()  # raises a UserError that names the first image without one
+
+
+def _needs_reference(name: str) -> Requirement:
+    return needs(
+        lambda inputs: inputs.has_reference,
+        f"{name} needs reference images: --reference-images DIR, or a shapes prompt set "
+        "(--shapes-prompts VERSION --world NAME) whose ground-truth renders serve as references",
+    )
+
+
+_FID_HEADLINE = "({n_generated} generated vs {n_reference} reference images)"
+
 
 METRIC_INFO: dict[str, MetricInfo] = {
     info.name: info
     for info in (
         # TIFA (Hu et al. 2023): fraction of a prompt's VQA questions answered right, mean over prompts.
-        MetricInfo("tifa", "TIFA", True, 0.0, 1.0, True),
+        MetricInfo(
+            "tifa",
+            "TIFA",
+            higher_is_better=True,
+            lo=0.0,
+            hi=1.0,
+            per_sample=True,
+            headline_format=(
+                "TIFA {score:.4f}{bounds}, chance {chance_level:.4f}, over {n_prompts} prompts, {n_images} images"
+            ),
+            requires=(
+                needs(
+                    lambda inputs: inputs.questions is not None,
+                    "TIFA needs questions: --questions FILE or --shapes-prompts VERSION --world NAME",
+                ),
+                needs(
+                    lambda inputs: (
+                        inputs.vqa_backend is not None
+                        or inputs.vqa_model is not None
+                        or inputs.world is not None
+                    ),
+                    "TIFA needs a VQA model: --vqa-model DIR (a local BLIP VQA model) or --world NAME (the "
+                    "shapes world's oracle)",
+                ),
+            ),
+            compute=_tifa,
+        ),
         # CLIP score: 100·cos(image, caption) per image, its mean over images clamped at 0 (torchmetrics 1.9).
-        MetricInfo("clip", "CLIP score", True, 0.0, 100.0, True),
-        MetricInfo("fid", "FID", False, 0.0, math.inf, False),
-        MetricInfo("oracle_fid", "oracle FID", False, 0.0, math.inf, False),
+        MetricInfo(
+            "clip",
+            "CLIP score",
+            higher_is_better=True,
+            lo=0.0,
+            hi=100.0,
+            per_sample=True,
+            value_key="clip_score",
+            headline_format="CLIP score {clip_score:.3f}{bounds} over {n_images} images",
+            requires=(
+                needs(
+                    lambda inputs: inputs.clip_model is not None,
+                    "the CLIP score needs a local CLIP model: --clip-model DIR",
+                ),
+                _every_image_has_a_caption,
+            ),
+            compute=_clip,
+        ),
+        MetricInfo(
+            "fid",
+            "FID",
+            higher_is_better=False,
+            lo=0.0,
+            hi=math.inf,
+            per_sample=False,
+            value_key="fid",
+            count_key="n_generated",
+            headline_format="FID {fid:.4f} " + _FID_HEADLINE,
+            requires=(
+                needs(
+                    lambda inputs: inputs.inception is not None,
+                    "FID needs a feature network file: --inception FILE (e.g. inception-2015-12-05.pt)",
+                ),
+                _needs_reference("fid"),
+            ),
+            compute=_fid,
+        ),
+        # FID in the shapes oracle's scene-feature space: no downloaded network (`t2iscale.eval.fid`).
+        MetricInfo(
+            "oracle_fid",
+            "oracle FID",
+            higher_is_better=False,
+            lo=0.0,
+            hi=math.inf,
+            per_sample=False,
+            value_key="fid",
+            count_key="n_generated",
+            headline_format="oracle FID {fid:.4f} " + _FID_HEADLINE,
+            requires=(
+                needs(
+                    lambda inputs: inputs.world is not None,
+                    "the oracle FID needs a shapes world: --world NAME",
+                ),
+                _needs_reference("oracle_fid"),
+            ),
+            compute=_oracle_fid,
+        ),
     )
 }
 

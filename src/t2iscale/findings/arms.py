@@ -24,12 +24,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from t2iscale.errors import UserError
+from t2iscale.findings.curves import load_curves
 from t2iscale.scaling.arms import Arm, Configuration
 from t2iscale.scaling.published import PAPER_FINDINGS
 from t2iscale.study.results import (
     RunRecord,
     load_chance_level,
-    load_curves,
     load_runs,
     study_metrics,
     varying_axes,

@@ -1,6 +1,6 @@
-"""Everything the report shows about a study, read once through `t2iscale.study.results`.
+"""Everything the report shows about a study, read once through `t2iscale.study.results` and `t2iscale.findings`.
 
-The report reads the study database only through that API (`load_runs`, `load_curves`, `study_metrics`) and
+The report reads the study database only through those APIs (`load_runs`, `study_metrics`, `load_curves`) and
 `t2iscale.findings.arms.study_configurations` (the runs of the report metric pooled over training seeds, which
 the laws and correlations use); from the run folders it points at it reads what the database does not hold: the
 metric's chance level (in `eval/eval.jsonl`) and the sample images (see `samples`).
@@ -75,6 +75,7 @@ def collect_study(study_dir: str | Path, metric: str = "tifa") -> StudyData:
     if not study_dir.is_dir():
         raise UserError(f"study folder {str(study_dir)!r} does not exist")
     from t2iscale.findings.arms import study_configurations
+    from t2iscale.findings.curves import load_curves
     from t2iscale.study import results
 
     runs = sorted(results.load_runs(study_dir), key=lambda run: size_order(run.params, run.run_id))
@@ -93,7 +94,7 @@ def collect_study(study_dir: str | Path, metric: str = "tifa") -> StudyData:
     order = {run.run_id: i for i, run in enumerate(runs)}
     curves_by_metric = {}
     for name in metrics:
-        curves = results.load_curves(study_dir, name)
+        curves = load_curves(study_dir, name)
         curves_by_metric[name] = sorted(
             curves, key=lambda c: (order.get(c.run_id, len(order)), *size_order(c.params, c.run_id))
         )

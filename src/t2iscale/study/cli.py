@@ -75,8 +75,8 @@ def _print_dry_run(rows: list[dict]) -> None:
 
 
 def _run(args) -> int:
+    from t2iscale.study.plan import load_spec
     from t2iscale.study.runner import default_study_dir, dry_run_rows, run_study
-    from t2iscale.study.spec import load_spec
 
     spec = load_spec(args.spec, args.set)
     study_dir = args.dir or default_study_dir(spec, args.spec)

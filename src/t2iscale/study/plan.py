@@ -5,7 +5,7 @@ set the speed, `SPEED_ONLY_KEYS`), e.g. `sdxl-c16-td1_2.n5000.mix.s0-3f2a9c`: th
 the hash that the recipe is the same, so a changed recipe can never be mistaken for finished work, while a study
 re-run with another compile mode or prefetch depth still finds its finished runs.
 
-Torch-free, except that prepared real data is accounted from its `prepared.json` (latent shape, text width).
+Torch-free: prepared real data is accounted from its `prepared.json` (latent shape, text width).
 """
 
 from __future__ import annotations
@@ -18,11 +18,13 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
+from t2iscale.data.prepared_meta import META_FILE
 from t2iscale.errors import UserError
-from t2iscale.study.spec import StudySpec
-from t2iscale.train.config import DataConfig, ModelConfig, TrainConfig, without_speed_only_keys
+from t2iscale.strict import format_validation_error
+from t2iscale.study.spec import StudySpec, parse_spec
+from t2iscale.train.config import DataConfig, ModelConfig, TrainConfig, run_setting, without_speed_only_keys
 from t2iscale.zoo.accounting import Accounting, account
-from t2iscale.zoo.setting import PAPER_SETTING, Setting
+from t2iscale.zoo.setting import PAPER_SETTING
 
 HASH_CHARS = 6
 RUNS_FOLDER = "runs"
@@ -101,15 +103,6 @@ def _grid_axes(spec: StudySpec) -> tuple[list, list, list, list]:
     )
 
 
-def _format_base_error(error: ValidationError, source: str, slug: str) -> str:
-    problems = []
-    for item in error.errors():
-        key = ".".join(str(part) for part in item["loc"] if part != "run_dir")
-        message = "unknown key" if item["type"] == "extra_forbidden" else item["msg"]
-        problems.append(f"base.{key}: {message.removeprefix('Value error, ')}")
-    return f"invalid study spec {source}: run {slug}: " + "; ".join(problems)
-
-
 def expand_grid(spec: StudySpec, source: str = "(spec)") -> list[PlannedRun]:
     """Every grid point as a run, in grid order (backbone, dataset size, caption policy, seed)."""
     runs = []
@@ -125,12 +118,21 @@ def expand_grid(spec: StudySpec, source: str = "(spec)") -> list[PlannedRun]:
         try:
             config = TrainConfig.model_validate({**raw, "run_dir": _PLACEHOLDER_RUN_DIR})
         except ValidationError as error:
-            raise UserError(_format_base_error(error, source, slug)) from None
+            problems = format_validation_error(error, within="base")
+            raise UserError(f"invalid study spec {source}: run {slug}: {problems}") from None
         resolved = config.model_dump(mode="json")
         resolved.pop("run_dir")
         digest = config_hash(without_speed_only_keys(resolved))
         runs.append(PlannedRun(f"{slug}-{digest}", position, digest, resolved))
     return runs
+
+
+def load_spec(source: str | Path | dict | StudySpec, overrides: list[str] = ()) -> StudySpec:
+    """A validated spec from a TOML/JSON file, a preset name, a dict or a spec, with `--set key=value` overrides
+    (e.g. `base.budget.total_steps=200`, `executor.kind=local`); every grid point must be a valid run config."""
+    spec, where = parse_spec(source, overrides)
+    expand_grid(spec, source=where)
+    return spec
 
 
 def select_runs(runs: list[PlannedRun], pattern: str | None) -> list[PlannedRun]:
@@ -149,34 +151,22 @@ def select_runs(runs: list[PlannedRun], pattern: str | None) -> list[PlannedRun]
 # -- accounting ----------------------------------------------------------------------------------------------
 
 
-def run_setting(config: dict) -> tuple[Setting, str]:
-    """The setting a run's backbone is built in, as `t2iscale.train.components.build_components` derives it."""
-    data, text = config["data"], config["text"]
-    if data["kind"] == "shapes":
-        # ShapesSource.setting: RGB pixels, no latent downsampling, the learned encoder's width and length.
-        return Setting(data["resolution"], 1, 3, text["dim"], text["max_length"]), ""
-    meta_file = Path(data["path"]) / "prepared.json"
-    if not meta_file.is_file():
-        return PAPER_SETTING, (
-            f"{meta_file} not found: sizes assume the paper setting (256 px, SDXL-VAE latents 4x32x32, "
-            "77 x 1024 text context)"
-        )
-    from t2iscale.data.prepared import read_prepared_meta
-
-    meta = read_prepared_meta(data["path"])
-    channels, height, _ = meta.latent_shape
-    setting = Setting(meta.resolution, meta.resolution // height, channels, meta.text_dim, meta.text_length)
-    return setting, ""
-
-
 def run_accounting(run: PlannedRun) -> tuple[Accounting, str]:
-    setting, note = run_setting(run.config)
-    return account(run.backbone, setting), note
+    """The run's size in the setting training builds it in (`t2iscale.train.config.run_setting`), and a note when
+    that setting could not be read (prepared data not prepared yet: the paper setting is assumed)."""
+    config = TrainConfig.model_validate({**run.config, "run_dir": _PLACEHOLDER_RUN_DIR})
+    if config.data.kind != "shapes" and not (Path(config.data.path) / META_FILE).is_file():
+        note = (
+            f"{Path(config.data.path) / META_FILE} not found: sizes assume the paper setting (256 px, SDXL-VAE "
+            "latents 4x32x32, 77 x 1024 text context)"
+        )
+        return account(run.backbone, PAPER_SETTING), note
+    return account(run.backbone, run_setting(config)), ""
 
 
 def budget_train_flops(run: PlannedRun, accounting: Accounting) -> float:
     """Training compute of the whole budget: steps x global batch x 3 x forward FLOPs (the paper's rule)."""
-    return run.total_steps * run.global_batch * accounting.train_gflops_per_image * 1e9
+    return accounting.train_flops(run.total_steps * run.global_batch)
 
 
 def noun_pairs_by_run(runs: list[PlannedRun]) -> dict[str, int | None]:

@@ -1,8 +1,8 @@
-"""The read API of a study's results, for the report and the scaling fits (`t2iscale fit --study DIR`).
+"""The read API of a study's results, for `t2iscale.findings` (which turns them into curves) and the report.
 
     load_runs(study_dir)              -> [RunRecord]   every run, in grid order
-    load_curves(study_dir, "tifa")    -> [Curve]       one per run that has evaluations of the metric, with
-                                                       per-image scores (`Curve.samples`) where they were kept
+    load_evaluations(study_dir, "tifa") -> {run id: [Evaluation]}  each run's evaluations of the metric, with
+                                                       per-image scores where they were kept
     study_metrics(study_dir)          -> ["tifa", ...] metrics present in the evaluations table
     load_chance_level(study_dir, "tifa") -> float | None  the metric's chance level, if the scorer gives one
 
@@ -16,7 +16,6 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from t2iscale.scaling.points import Curve
 from t2iscale.study.registry import StudyRegistry
 
 GRID_AXES = (
@@ -90,50 +89,37 @@ def varying_axes(records: list[RunRecord]) -> list[str]:
     return [axis for axis, _ in GRID_AXES if len({getattr(record, axis) for record in records}) > 1]
 
 
-def load_curves(study_dir: str | Path, metric: str = "tifa") -> list[Curve]:
-    """One Curve per run with evaluations of `metric`, in grid order; categories and samples aligned with the steps.
+@dataclass(frozen=True)
+class Evaluation:
+    """One evaluation of one metric of one run, as the study database holds it."""
 
-    An evaluation without per-image scores (a set statistic such as FID, or one logged before they were kept) has
-    None in `samples`; a curve with none at all has `samples=None`.
-    """
-    records = load_runs(study_dir)
+    step: int
+    images_seen: int | None
+    train_flops: float | None
+    value: float
+    categories: dict[str, float]  # per-category values (GenEval's categories in the shapes world)
+    samples: dict | None  # per-image scores (`t2iscale.eval.samples.SampleScores` JSON), None when not kept
+
+
+def load_evaluations(study_dir: str | Path, metric: str = "tifa") -> dict[str, list[Evaluation]]:
+    """run id -> its evaluations of `metric`, by step; a non-finite value (stored as NULL) is left out."""
     with StudyRegistry(study_dir) as registry:
         rows = registry.evaluations(metric)
-    by_run: dict[str, list[dict]] = {}
-    for row in rows:
-        by_run.setdefault(row["run_id"], []).append(row)
-    varying = varying_axes(records)
-    curves = []
-    for record in records:
-        # A non-finite value (stored as NULL) is no point on a curve.
-        evaluations = sorted(
-            (row for row in by_run.get(record.run_id, []) if row["value"] is not None),
-            key=lambda row: row["step"],
-        )
-        if not evaluations:
+    by_run: dict[str, list[Evaluation]] = {}
+    for row in sorted(rows, key=lambda row: (row["run_id"], row["step"])):
+        if row["value"] is None:
             continue
-        categories = [json.loads(row["categories"] or "{}") for row in evaluations]
-        # Only categories evaluated at every step can be curves aligned with the steps.
-        shared = set(categories[0]).intersection(*categories[1:]) if categories else set()
-        curves.append(
-            Curve(
-                run_id=record.run_id,
-                label=run_label(record, varying),
-                params=record.params,
-                gmacs=record.gmacs,
-                dataset_noun_pairs=record.dataset_noun_pairs,
-                steps=[row["step"] for row in evaluations],
-                images_seen=[row["images_seen"] for row in evaluations],
-                train_flops=[row["train_flops"] for row in evaluations],
-                values=[row["value"] for row in evaluations],
-                metric=metric,
-                category={name: [values[name] for values in categories] for name in sorted(shared)},
-                samples=[
-                    None if row["samples"] is None else json.loads(row["samples"]) for row in evaluations
-                ],
+        by_run.setdefault(row["run_id"], []).append(
+            Evaluation(
+                step=row["step"],
+                images_seen=row["images_seen"],
+                train_flops=row["train_flops"],
+                value=row["value"],
+                categories=json.loads(row["categories"] or "{}"),
+                samples=None if row["samples"] is None else json.loads(row["samples"]),
             )
         )
-    return curves
+    return by_run
 
 
 def load_chance_level(study_dir: str | Path, metric: str = "tifa") -> float | None:

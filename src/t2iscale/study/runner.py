@@ -25,12 +25,13 @@ from t2iscale.study.plan import (
     PlannedRun,
     budget_train_flops,
     expand_grid,
+    load_spec,
     noun_pairs_by_run,
     run_accounting,
     select_runs,
 )
 from t2iscale.study.registry import SPEC_FILE, StudyRegistry, db_path, spec_change_message
-from t2iscale.study.spec import StudySpec, load_spec
+from t2iscale.study.spec import StudySpec
 from t2iscale.train.run_dir import RunDir, write_json_atomic
 
 STUDIES_FOLDER = "studies"

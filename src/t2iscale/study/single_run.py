@@ -1,8 +1,8 @@
-"""One training run with its evaluation along training.
+"""One training run with its evaluation along training, as every study executor runs it.
 
 It lives in `study` because evaluation sits downstream of training in the data flow (zoo -> train -> eval ->
-study): the training loop only knows hooks, and this is where the evaluation hook is attached. Every study executor
-and the `t2iscale train` command run a run through here.
+study): the training loop only knows hooks, and this is where the evaluation hook is attached (the `t2iscale train`
+command gets the same hooks from the entry point, `t2iscale.cli`).
 """
 
 from __future__ import annotations

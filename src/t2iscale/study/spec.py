@@ -20,7 +20,7 @@
                                            # --by`); its summaries and report carry these comparisons
 
 Unknown keys anywhere are errors that name the key. The base is validated as a full `TrainConfig` once per grid
-point when the grid is expanded (`t2iscale.study.plan`), so a bad recipe fails before any run starts.
+point when the grid is expanded (`t2iscale.study.plan.load_spec`), so a bad recipe fails before any run starts.
 """
 
 from __future__ import annotations
@@ -30,10 +30,11 @@ from importlib import resources
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 
 from t2iscale.data.caption_policy import CAPTION_POLICIES
 from t2iscale.errors import UserError
+from t2iscale.strict import Strict, format_validation_error
 from t2iscale.train.config import apply_overrides, load_raw_config
 
 # The TrainConfig sections a study's [base] may hold; run_dir is the runner's (`<study>/runs/<run_id>`).
@@ -46,10 +47,6 @@ PRESET_FOLDER = "presets"
 GRID_FACTORS = ("backbone", "dataset_size", "caption_policy")
 DERIVED_FACTORS = ("layout", "scaling")
 FACTORS = GRID_FACTORS + DERIVED_FACTORS
-
-
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
 
 
 def _unique(values: list | None, key: str) -> list | None:
@@ -151,6 +148,7 @@ class SlurmExecutorSpec(ExecutorCommon):
 ExecutorSpec = Annotated[
     LocalExecutorSpec | SubprocessExecutorSpec | SlurmExecutorSpec, Field(discriminator="kind")
 ]
+EXECUTOR_KINDS = ("local", "subprocess", "slurm")
 
 
 class StudySpec(Strict):
@@ -184,28 +182,13 @@ class StudySpec(Strict):
         return self.model_dump(mode="json")
 
 
-def _location(loc: tuple) -> str:
-    parts = [str(part) for part in loc]
-    # The discriminated union puts the executor kind into the location: executor.slurm.partition -> executor.partition
-    if len(parts) >= 2 and parts[0] == "executor" and parts[1] in ("local", "subprocess", "slurm"):
-        parts.pop(1)
-    return ".".join(parts) or "(top level)"
-
-
-def format_spec_error(error: ValidationError, source: str) -> str:
-    problems = []
-    for item in error.errors():
-        message = "unknown key" if item["type"] == "extra_forbidden" else item["msg"]
-        message = message.removeprefix("Value error, ")
-        problems.append(f"{_location(item['loc'])}: {message}")
-    return f"invalid study spec {source}: " + "; ".join(problems)
-
-
 def validate_spec(raw: dict[str, Any], source: str = "(dict)") -> StudySpec:
     try:
         return StudySpec.model_validate(raw)
     except ValidationError as error:
-        raise UserError(format_spec_error(error, source)) from None
+        # The executor's kind is left out of the keys: executor.partition, not executor.slurm.partition.
+        problems = format_validation_error(error, union_tags={"executor": EXECUTOR_KINDS})
+        raise UserError(f"invalid study spec {source}: {problems}") from None
 
 
 # -- presets and files ---------------------------------------------------------------------------------------
@@ -237,9 +220,10 @@ def _load_raw(source: str | Path) -> tuple[dict, str]:
     )
 
 
-def load_spec(source: str | Path | dict | StudySpec, overrides: list[str] = ()) -> StudySpec:
-    """A validated spec from a TOML/JSON file, a preset name, a dict or a spec, with `--set key=value` overrides
-    (e.g. `base.budget.total_steps=200`, `executor.kind=local`)."""
+def parse_spec(source: str | Path | dict | StudySpec, overrides: list[str] = ()) -> tuple[StudySpec, str]:
+    """(spec, where it came from) from a TOML/JSON file, a preset name, a dict or a spec, with `--set key=value`
+    overrides (e.g. `base.budget.total_steps=200`, `executor.kind=local`). The schema only: whether every grid
+    point is a valid run is `t2iscale.study.plan.load_spec`'s check."""
     if isinstance(source, StudySpec):
         raw, where = source.to_json_dict(), "(spec)"
     elif isinstance(source, dict):
@@ -248,8 +232,4 @@ def load_spec(source: str | Path | dict | StudySpec, overrides: list[str] = ()) 
         raw, where = _load_raw(source)
     if overrides:
         raw = apply_overrides(raw, list(overrides))
-    spec = validate_spec(raw, where)
-    from t2iscale.study.plan import expand_grid
-
-    expand_grid(spec, source=where)  # every grid point must be a valid TrainConfig
-    return spec
+    return validate_spec(raw, where), where

@@ -1,4 +1,4 @@
-"""One interface for every text encoder, and loading one from a directory.
+"""One interface for every text encoder (`t2iscale.text.load` reads one back from a directory).
 
 Two kinds sit behind it (DESIGN.md, "text/"):
 
@@ -19,8 +19,6 @@ from pathlib import Path
 
 import torch
 from torch import nn
-
-from t2iscale.errors import UserError
 
 # Written by `TextEncoder.save`; says which class reads the directory back and with which options.
 MANIFEST_NAME = "t2iscale_text_encoder.json"
@@ -57,46 +55,3 @@ class TextEncoder(nn.Module, ABC):
 
 def write_manifest(directory: Path, kind: str, options: dict) -> None:
     (directory / MANIFEST_NAME).write_text(json.dumps({"kind": kind, "options": options}, indent=2) + "\n")
-
-
-def load_text_encoder(
-    directory: str | Path, device: str | torch.device | None = None, **options
-) -> TextEncoder:
-    """Load a text encoder saved by `save`, or a plain transformers CLIP/T5 directory.
-
-    A directory with a t2iscale manifest is rebuilt with the saved options (keyword `options` override those of a
-    pretrained encoder: `layer`, `max_length`, `final_norm`, `dtype`). A directory without one is read as a
-    transformers model directory (or a diffusers pipeline folder with `text_encoder/` and `tokenizer/`), i.e.
-    what a user brings: `PretrainedTextEncoder(directory, **options)`.
-    """
-    # Imported here: each module imports this one for the base class.
-    from t2iscale.text.learned import LearnedTextEncoder
-    from t2iscale.text.pretrained import PretrainedTextEncoder
-
-    directory = Path(directory)
-    if not directory.is_dir():
-        raise UserError(f"text encoder directory {str(directory)!r} does not exist")
-    manifest_path = directory / MANIFEST_NAME
-    if manifest_path.exists():
-        try:
-            manifest = json.loads(manifest_path.read_text())
-            kind, saved_options = manifest["kind"], dict(manifest["options"])
-        except (json.JSONDecodeError, KeyError, TypeError) as error:
-            raise UserError(f"{manifest_path}: not a valid text encoder manifest ({error})") from error
-        if kind == LearnedTextEncoder.kind:
-            if options:
-                raise UserError(
-                    f"{manifest_path}: a learned text encoder takes no load options, got {sorted(options)}"
-                )
-            encoder = LearnedTextEncoder.load(directory)
-        elif kind == PretrainedTextEncoder.kind:
-            encoder = PretrainedTextEncoder(directory, **{**saved_options, **options})
-        else:
-            raise UserError(
-                f"{manifest_path}: unknown text encoder kind {kind!r}; valid: learned, pretrained"
-            )
-    else:
-        encoder = PretrainedTextEncoder(directory, **options)
-    if device is not None:
-        encoder = encoder.to(device)
-    return encoder

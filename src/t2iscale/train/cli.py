@@ -1,51 +1,53 @@
-"""`t2iscale sample`: images from a trained run for given prompts and seeds."""
+"""`t2iscale train`: one run, resumable, with evaluation along training when the config asks for it.
+
+The loop knows only hooks; the evaluation hooks come from `t2iscale.eval`, which sits after `train` in the data
+flow, so the entry point (`t2iscale.cli`) hands them in as `hooks`: `(config, progress) -> [Hook]`.
+"""
 
 from __future__ import annotations
 
-from pathlib import Path
+from collections.abc import Callable
 
 from t2iscale.cli import add_command
 
+DESCRIPTION = """Train one backbone under the recipe in a config file (JSON or TOML).
 
-def register(subparsers):
+Re-running the same command resumes from the last checkpoint; `accelerate launch` or `torchrun` run the same
+command on several processes or nodes. Examples:
+
+  t2iscale train --set run_dir=runs/a --set budget.total_steps=200 --set data.size=5000
+  t2iscale train --config run.toml --set recipe.lr=1e-4 --set model.backbone=sdxl-c32-td1_2
+  t2iscale train --config run.toml --dry-run        # print the resolved config and exit
+"""
+
+
+def register(subparsers, hooks: Callable | None = None):
     parser = add_command(
-        subparsers, "sample", handle, help="sample images from a trained run (PNGs and a grid)"
+        subparsers, "train", handle, help="train one run (resumable)", description=DESCRIPTION
     )
-    parser.add_argument("--run", required=True, help="run folder")
-    parser.add_argument("--prompt", action="append", required=True, help="a caption (repeat for several)")
-    parser.add_argument("--seed", type=int, action="append", help="a seed (repeat for several; default 0)")
-    parser.add_argument("--out", help="output folder (default: <run>/samples)")
-    parser.add_argument("--steps", type=int, default=50, help="sampler steps (paper: DDIM 50)")
+    parser.set_defaults(make_hooks=hooks)
+    parser.add_argument("--config", help="JSON or TOML config file (keys: see --dry-run output)")
     parser.add_argument(
-        "--guidance", type=float, default=7.5, help="classifier-free guidance scale (paper: 7.5)"
+        "--set", action="append", default=[], metavar="KEY=VALUE", help="override a config key"
     )
-    parser.add_argument("--weights", default="final", help="final, latest or step_N (a checkpoint)")
-    parser.add_argument("--ema", action="store_true", help="use the EMA weights (final only)")
-    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--dry-run", action="store_true", help="print the resolved config and exit")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar or config print")
 
 
 def handle(args) -> int:
-    import numpy as np
+    from t2iscale.train.config import load_config
 
-    from t2iscale.images import make_grid, save_png
-    from t2iscale.train.text_to_image import load_text_to_image
+    config = load_config(args.config, args.set)
+    if args.dry_run:
+        print(config.to_json())
+        return 0
+    from t2iscale.train.loop import train
 
-    seeds = args.seed or [0]
-    out = Path(args.out) if args.out else Path(args.run) / "samples"
-    generator = load_text_to_image(args.run, weights=args.weights, ema=args.ema)
-    pairs = [(prompt, seed) for prompt in args.prompt for seed in seeds]
-    images = generator.generate(
-        [prompt for prompt, _ in pairs],
-        [seed for _, seed in pairs],
-        steps=args.steps,
-        guidance=args.guidance,
-        batch_size=args.batch_size,
-        progress=True,
+    progress = not args.quiet
+    hooks = args.make_hooks(config, progress) if args.make_hooks else []
+    result = train(config, hooks=hooks, progress=progress)
+    print(
+        f"{result.status}: step {result.step}, {result.images_seen:,} images seen, "
+        f"{result.train_flops:.3e} training FLOPs -> {result.run_dir}"
     )
-    for index, ((prompt, seed), image) in enumerate(zip(pairs, images)):
-        path = save_png(out / f"{index:03d}_s{seed}.png", image)
-        print(f"{path}\t{prompt!r}\tseed {seed}")
-    upscale = max(1, 128 // images.shape[1])
-    grid = save_png(out / "grid.png", make_grid(np.asarray(images), columns=len(seeds), upscale=upscale))
-    print(f"grid (rows = prompts, columns = seeds): {grid}")
     return 0

@@ -12,7 +12,7 @@ from pathlib import Path
 import torch
 
 from t2iscale.diffusion.objectives import Objective, make_objective
-from t2iscale.train.config import TrainConfig
+from t2iscale.train.config import TrainConfig, run_setting
 from t2iscale.train.model import DenoisingModel, LearnedTextConditioner, PrecomputedTextConditioner
 from t2iscale.train.sources import ShapesSource
 from t2iscale.zoo.accounting import Accounting, account
@@ -105,14 +105,13 @@ def build_components(
         source = ShapesSource(data, run_seed=config.seed)
         encoder = build_learned_text_encoder(source.dataset.world, text)
         conditioner = LearnedTextConditioner(encoder)
-        setting = source.setting(text_dim=text.dim, text_len=text.max_length)
     else:
         from t2iscale.train.sources import PreparedSource
 
         source = PreparedSource(data, run_seed=config.seed, rank=rank, world_size=world_size)
         encoder = None
         conditioner = PrecomputedTextConditioner(*source.empty_caption())
-        setting = source.setting()
+    setting = run_setting(config)  # the study's plan accounts each run in this same setting
     backbone = build(config.model.backbone, setting)
     objective = make_objective(config.recipe.objective)
     model = DenoisingModel(backbone, conditioner, objective).to(device)

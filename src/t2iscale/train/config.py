@@ -14,10 +14,12 @@ import json
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from t2iscale.data.caption_policy import CAPTION_POLICIES
 from t2iscale.errors import UserError
+from t2iscale.strict import Strict, format_validation_error
+from t2iscale.zoo.setting import Setting
 
 # torch.compile of the backbone (t2iscale.train.compile explains each).
 COMPILE_MODES = ("auto", "off", "full", "regional", "regional-transformer")
@@ -45,17 +47,17 @@ def without_speed_only_keys(resolved: dict) -> dict:
     return kept
 
 
-class Strict(BaseModel):
-    """Unknown keys are errors; assignments are validated too."""
+class _Config(Strict):
+    """Unknown keys are errors (`Strict`); assignments are validated too."""
 
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    model_config = ConfigDict(validate_assignment=True)
 
 
-class ModelConfig(Strict):
+class ModelConfig(_Config):
     backbone: str = Field("sdxl-c16-td1_2", description="zoo name (`t2iscale zoo` lists them)")
 
 
-class DataConfig(Strict):
+class DataConfig(_Config):
     kind: Literal["shapes", "prepared"] = Field(
         "shapes",
         description="shapes: the built-in world in pixel space; prepared: `t2iscale data prepare` output",
@@ -99,7 +101,7 @@ class DataConfig(Strict):
         return self
 
 
-class TextConfig(Strict):
+class TextConfig(_Config):
     # The data decides the kind: the shapes world trains a small learned encoder jointly; prepared data carries
     # embeddings of a frozen pretrained encoder (its folder is needed again only to sample new prompts).
     dim: int = Field(64, ge=8, description="learned encoder width")
@@ -114,7 +116,7 @@ class TextConfig(Strict):
     )
 
 
-class RecipeConfig(Strict):
+class RecipeConfig(_Config):
     objective: str = Field("ddpm-eps", description="ddpm-eps (paper), ddpm-v or flow")
     lr: float = Field(8e-5, gt=0)
     warmup_steps: int = Field(10_000, ge=0, description="linear warm-up, then the lr_schedule (paper: 10k)")
@@ -168,14 +170,14 @@ class RecipeConfig(Strict):
         return bool(self.grad_clip)
 
 
-class BudgetConfig(Strict):
+class BudgetConfig(_Config):
     total_steps: int = Field(..., ge=1, description="optimizer steps to train")
     log_every_steps: int = Field(10, ge=1)
     checkpoint_every_steps: int = Field(1000, ge=1)
     keep_checkpoints: int = Field(2, ge=1, description="how many recent checkpoints to keep")
 
 
-class EvalConfig(Strict):
+class EvalConfig(_Config):
     every_steps: int | None = Field(
         None, ge=1, description="evaluate every N steps (and at the end); null: never"
     )
@@ -192,7 +194,7 @@ class EvalConfig(Strict):
     inception: str | None = Field(None, description="local Inception file for FID")
 
 
-class TrainConfig(Strict):
+class TrainConfig(_Config):
     run_dir: str = Field(
         ..., description="the run's folder: config, metrics, checkpoints, final weights, eval"
     )
@@ -214,23 +216,12 @@ class TrainConfig(Strict):
         return json.dumps(self.model_dump(mode="json"), indent=2, sort_keys=False)
 
 
-def _format_validation_error(error: ValidationError, source: str) -> str:
-    problems = []
-    for item in error.errors():
-        key = ".".join(str(part) for part in item["loc"]) or "(top level)"
-        message = item["msg"]
-        if item["type"] == "extra_forbidden":
-            message = "unknown key"
-        problems.append(f"{key}: {message}")
-    where = f" {source}" if source else ""
-    return f"invalid config{where}: " + "; ".join(problems)
-
-
 def validate_config(raw: dict[str, Any], source: str = "") -> TrainConfig:
     try:
         return TrainConfig.model_validate(raw)
     except ValidationError as error:
-        raise UserError(_format_validation_error(error, source)) from None
+        where = f" {source}" if source else ""
+        raise UserError(f"invalid config{where}: {format_validation_error(error)}") from None
 
 
 def parse_override(text: str) -> tuple[list[str], Any]:
@@ -286,3 +277,18 @@ def load_config(path: str | Path | None, overrides: list[str] = ()) -> TrainConf
     raw = load_raw_config(path) if path else {}
     raw = apply_overrides(raw, list(overrides))
     return validate_config(raw, source=str(path) if path else "(from --set)")
+
+
+def run_setting(config: TrainConfig) -> Setting:
+    """What the run's backbone is fed: resolution, input channels and latent factor, text width and length.
+
+    The shapes world trains on RGB pixels with the learned text encoder's width and length; prepared real data on
+    the VAE latents and frozen-encoder embeddings its `prepared.json` describes. Torch-free: the study's plan
+    records each run's compute from it before anything trains, and the training components build the backbone in
+    it, so the two cannot disagree. UserError when prepared data has no `prepared.json`.
+    """
+    if config.data.kind == "shapes":
+        return Setting(config.data.resolution, 1, 3, config.text.dim, config.text.max_length)
+    from t2iscale.data.prepared_meta import read_prepared_meta
+
+    return read_prepared_meta(config.data.path).setting()

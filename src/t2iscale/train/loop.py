@@ -1,6 +1,11 @@
 """The one training loop: any zoo backbone, any data source, one recipe (DESIGN.md "One training loop").
 
-Read top to bottom: set-up, build, resume, then the step loop. It never branches on the backbone's family.
+Read top to bottom: the optimizer step (`train_step`, which the benchmark also times), then `train`: processes
+and the run folder, build, optimizer / LR schedule / EMA / accelerate's wrapping, resume, the step loop with
+logging, checkpoints and hooks, the final save. It never branches on the backbone's family. One training step
+reads four files: this one, `sources.py` (the batch and its per-step randomness), `model.py` (caption dropout
+and the conditioning) and `t2iscale.diffusion.objectives` (the loss).
+
 Multi-process and multi-node training go through Accelerate (`accelerate launch` or `torchrun` run the same
 command); with one process everything falls back to plain PyTorch.
 
@@ -11,6 +16,7 @@ repeats an uninterrupted one exactly, and N processes train the same model as on
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import math
 import sys
@@ -24,14 +30,115 @@ from tqdm.auto import tqdm
 
 from t2iscale.errors import UserError
 from t2iscale.train import checkpoint
+from t2iscale.train.compile import compile_backbone
 from t2iscale.train.components import RunComponents, build_components
-from t2iscale.train.config import TrainConfig, without_speed_only_keys
+from t2iscale.train.config import RecipeConfig, TrainConfig, without_speed_only_keys
 from t2iscale.train.device import peak_memory_gib, peak_tflops, reset_peak_memory, resolve_mixed_precision
 from t2iscale.train.distributed import batch_geometry, make_accelerator
 from t2iscale.train.jsonl import JsonlWriter, truncate_after_step
+from t2iscale.train.model import DenoisingModel
+from t2iscale.train.prefetch import Prefetcher
 from t2iscale.train.run_dir import RunDir
-from t2iscale.train.step import TrainStep
-from t2iscale.train.step_inputs import Prefetcher, StepInputs
+from t2iscale.train.sources import StepInputs
+
+# --- the optimizer step ---------------------------------------------------------------------------------------
+
+
+@dataclass
+class Optimization:
+    """What an optimizer step updates: the model as accelerate wrapped it, AdamW, the LR schedule, the EMA."""
+
+    model: torch.nn.Module  # the DenoisingModel, wrapped by accelerate (DDP) when several processes train
+    optimizer: torch.optim.Optimizer
+    lr_schedule: torch.optim.lr_scheduler.LRScheduler
+    ema: object | None  # diffusers EMAModel of the trained parameters, when the recipe keeps one
+    parameters: list[torch.nn.Parameter]  # the trained ones (the EMA's)
+    recipe: RecipeConfig
+    micro_batch: int  # per process
+    accumulation: int  # micro-batches per optimizer step
+
+    @property
+    def lr(self) -> float:
+        return self.lr_schedule.get_last_lr()[0]
+
+
+def prepare_optimization(
+    model: DenoisingModel,
+    recipe: RecipeConfig,
+    accelerator,
+    micro_batch: int,
+    accumulation: int,
+    total_steps: int,
+) -> Optimization:
+    """The recipe's optimizer rule (paper Sec. 3: AdamW, linear warm-up then a constant LR) around `model`."""
+    from diffusers.optimization import get_constant_schedule_with_warmup, get_cosine_schedule_with_warmup
+
+    device = accelerator.device
+    if recipe.gradient_checkpointing:
+        model.backbone.model.enable_gradient_checkpointing()
+    if recipe.channels_last:
+        model.to(memory_format=torch.channels_last)
+    parameters = [p for p in model.parameters() if p.requires_grad]
+    # The fused kernel updates all parameters in one pass (CUDA, and CPU since torch 2.4); see docs/bench.md.
+    fused = {"fused": True} if device.type in ("cuda", "cpu") else {}
+    optimizer = torch.optim.AdamW(
+        parameters,
+        lr=recipe.lr,
+        betas=(recipe.adam_beta1, recipe.adam_beta2),
+        eps=recipe.adam_eps,
+        weight_decay=recipe.weight_decay,
+        **fused,
+    )
+    # Warm-up, then constant (the paper's) or a cosine decay to zero at total_steps (short runs). Stepped here once
+    # per optimizer step, so it is not given to accelerate (which would step it once per process).
+    if recipe.lr_schedule == "cosine":
+        lr_schedule = get_cosine_schedule_with_warmup(optimizer, recipe.warmup_steps, total_steps)
+    else:
+        lr_schedule = get_constant_schedule_with_warmup(optimizer, num_warmup_steps=recipe.warmup_steps)
+    wrapped, optimizer = accelerator.prepare(model, optimizer)
+    accelerator.register_for_checkpointing(lr_schedule)
+    ema = None
+    if recipe.uses_ema:
+        from diffusers.training_utils import EMAModel
+
+        # foreach: one fused update over all tensors instead of a Python loop per tensor.
+        ema = EMAModel(parameters, decay=recipe.ema_decay, foreach=True)
+        ema.to(device)
+        accelerator.register_for_checkpointing(ema)
+    compile_backbone(model.backbone, recipe.compile)
+    return Optimization(wrapped, optimizer, lr_schedule, ema, parameters, recipe, micro_batch, accumulation)
+
+
+def train_step(optimization: Optimization, inputs: StepInputs, accelerator) -> torch.Tensor:
+    """One optimizer step on this process's inputs: micro-batches (gradients synchronized on the last one only),
+    global-norm clipping, AdamW, the LR schedule, the EMA. Returns the mean loss, detached, on the device (no
+    synchronization). `inputs` holds this process's rows of the global batch and of its draws: noise (b, C, H, W),
+    time (b,), drop (b,)."""
+    opt, device = optimization, accelerator.device
+    total = torch.zeros((), device=device)
+    for micro in range(opt.accumulation):
+        part = slice(micro * opt.micro_batch, (micro + 1) * opt.micro_batch)
+        last = micro == opt.accumulation - 1
+        with contextlib.nullcontext() if last else accelerator.no_sync(opt.model):
+            loss = opt.model(
+                noise=inputs.noise[part].to(device, non_blocking=True),
+                time=inputs.time[part].to(device, non_blocking=True),
+                drop=inputs.drop[part],
+                **inputs.batch.micro(part, device),
+            )  # DenoisingModel.forward: caption dropout, conditioning, the objective's loss
+            accelerator.backward(loss / opt.accumulation)
+        total += loss.detach() / opt.accumulation
+    if opt.recipe.clips_gradients:
+        accelerator.clip_grad_norm_(opt.model.parameters(), opt.recipe.grad_clip)
+    opt.optimizer.step()
+    opt.optimizer.zero_grad(set_to_none=True)
+    opt.lr_schedule.step()
+    if opt.ema is not None:
+        opt.ema.step(opt.parameters)
+    return total
+
+
+# --- the training loop -------------------------------------------------------------------------------------------
 
 
 class TrainingDiverged(UserError):
@@ -143,10 +250,10 @@ def train(config: TrainConfig, hooks: Sequence[Hook] = (), progress: bool = True
     # --- Stage 2: data, text conditioning, backbone, objective ---------------------------------------------
     torch.manual_seed(config.seed)  # identical initial weights on every process
     components = build_components(config, device, rank, world_size)
-    train_gflops_per_image = components.accounting.train_gflops_per_image
+    accounting = components.accounting  # training FLOPs: accounting.train_flops(images_seen)
 
-    # --- Stage 3: optimizer, learning-rate schedule, EMA (TrainStep: shared with `t2iscale bench`) -------------
-    train_step = TrainStep(
+    # --- Stage 3: optimizer (AdamW), learning-rate schedule, EMA, accelerate's wrapping (prepare_optimization) --
+    optimization = prepare_optimization(
         components.model, recipe, accelerator, micro_batch, accumulation, budget.total_steps
     )
 
@@ -162,9 +269,7 @@ def train(config: TrainConfig, hooks: Sequence[Hook] = (), progress: bool = True
         for log in run.step_logs:
             truncate_after_step(log, step)
     if step >= budget.total_steps and run.read_status().get("status") == "finished":
-        return TrainResult(
-            "finished", step, images_seen, images_seen * train_gflops_per_image * 1e9, run.path, step
-        )
+        return TrainResult("finished", step, images_seen, accounting.train_flops(images_seen), run.path, step)
     if accelerator.is_main_process:
         run.write_status("running", step, f"resumed from step {step}" if step else "")
     metrics_log = JsonlWriter(run.metrics_file)
@@ -175,16 +280,16 @@ def train(config: TrainConfig, hooks: Sequence[Hook] = (), progress: bool = True
                 context = HookContext(
                     step=step,
                     images_seen=images_seen,
-                    train_flops=images_seen * train_gflops_per_image * 1e9,
+                    train_flops=accounting.train_flops(images_seen),
                     config=config,
                     run=run,
                     accelerator=accelerator,
                     components=components,
                     final=final,
-                    ema=train_step.ema,
+                    ema=optimization.ema,
                 )
                 hook.callback(context)
-                train_step.model.train()
+                optimization.model.train()
 
     # A kill between a checkpoint and its step's hooks (evaluation runs after the checkpoint) leaves them undone;
     # run them now. Hooks skip work they already did (evaluation checks eval.jsonl).
@@ -198,7 +303,7 @@ def train(config: TrainConfig, hooks: Sequence[Hook] = (), progress: bool = True
         return {
             "step": step,
             "images_seen": images_seen,
-            "train_flops": images_seen * train_gflops_per_image * 1e9,
+            "train_flops": accounting.train_flops(images_seen),
             "data_positions": gather_object([source_state]),
         }
 
@@ -212,7 +317,7 @@ def train(config: TrainConfig, hooks: Sequence[Hook] = (), progress: bool = True
         raise TrainingDiverged(message)
 
     # --- Stage 5: the step loop -------------------------------------------------------------------------------
-    train_step.model.train()
+    optimization.model.train()
     bar = tqdm(
         total=budget.total_steps,
         initial=step,
@@ -234,7 +339,7 @@ def train(config: TrainConfig, hooks: Sequence[Hook] = (), progress: bool = True
             window_data_wait += time.perf_counter() - wait_start
 
             # Stage 5b: forward/backward over micro-batches, clip, AdamW, LR schedule, EMA.
-            window_loss += train_step(inputs.batch, inputs.noise, inputs.time, inputs.drop)
+            window_loss += train_step(optimization, inputs, accelerator)
             step += 1
             images_seen += global_batch
             window_steps += 1
@@ -252,10 +357,10 @@ def train(config: TrainConfig, hooks: Sequence[Hook] = (), progress: bool = True
                     "step": step,
                     "images_seen": images_seen,
                     "loss": mean_loss,
-                    "lr": train_step.lr,
+                    "lr": optimization.lr,
                     "images_per_s": images_per_second,
-                    "mfu": images_per_second * train_gflops_per_image / 1e3 / peak / world_size,
-                    "train_flops": images_seen * train_gflops_per_image * 1e9,
+                    "mfu": images_per_second * accounting.train_gflops_per_image / 1e3 / peak / world_size,
+                    "train_flops": accounting.train_flops(images_seen),
                     "peak_memory_gib": peak_memory_gib(device),
                     "data_wait_fraction": window_data_wait / max(seconds, 1e-9),
                     "processes": world_size,
@@ -281,9 +386,9 @@ def train(config: TrainConfig, hooks: Sequence[Hook] = (), progress: bool = True
 
     # --- Stage 6: final weights in diffusers format --------------------------------------------------------
     if accelerator.is_main_process:
-        components.save_final(run.final, train_step.ema)
+        components.save_final(run.final, optimization.ema)
         run.write_status("finished", step, f"peak TFLOP/s for MFU: {peak:.1f} ({peak_source})")
     accelerator.wait_for_everyone()
     return TrainResult(
-        "finished", step, images_seen, images_seen * train_gflops_per_image * 1e9, run.path, resumed_from
+        "finished", step, images_seen, accounting.train_flops(images_seen), run.path, resumed_from
     )

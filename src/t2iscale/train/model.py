@@ -7,7 +7,6 @@ object, and keeps the loop free of any branch on the backbone's family or the ki
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from t2iscale.diffusion.objectives import Objective
@@ -61,7 +60,9 @@ class DenoisingModel(nn.Module):
         text_ctx: torch.Tensor | None = None,
         text_mask: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        ctx, mask = self.conditioner(drop, captions=captions, text_ctx=text_ctx, text_mask=text_mask)
-        x_t, timesteps, target = self.objective.noisy_input_and_target(x0, noise, time)
-        prediction = self.backbone(x_t.to(x0.dtype), timesteps, ctx, mask)  # (b, C, H, W)
-        return F.mse_loss(prediction.float(), target)  # fp32 loss also under autocast
+        ctx, mask = self.conditioner(
+            drop, captions=captions, text_ctx=text_ctx, text_mask=text_mask
+        )  # (b, L, D)
+        return self.objective.loss(
+            self.backbone, x0, noise, time, ctx, mask
+        )  # fp32 scalar, also under autocast

@@ -7,12 +7,10 @@ A source hands each process its slice of the *global* batch, in an order fixed b
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
-
-from t2iscale.zoo.setting import Setting
 
 
 @dataclass
@@ -34,6 +32,47 @@ class Batch:
             inputs["text_ctx"] = self.text_ctx[part].to(device, non_blocking=True)
             inputs["text_mask"] = self.text_mask[part].to(device, non_blocking=True)
         return inputs
+
+
+@dataclass
+class StepInputs:
+    step: int  # 0-based index of the optimizer step these inputs are for
+    batch: Batch
+    noise: torch.Tensor  # (b, C, H, W) this process's rows of the global draw
+    time: torch.Tensor  # (b,)
+    drop: torch.Tensor  # (b,) bool
+    source_state: dict  # the source's position after this batch (what a checkpoint after this step stores)
+    data_counters: dict = field(default_factory=dict)  # the source's counters after this batch (metrics)
+
+    @classmethod
+    def draw(
+        cls,
+        step: int,
+        batch: Batch,
+        global_batch: int,
+        objective,
+        seed: int,
+        caption_dropout: float,
+        source_state: dict | None = None,
+        data_counters: dict | None = None,
+    ) -> StepInputs:
+        """`batch` with its rows of the global batch's randomness at `step`: noise, objective time and the
+        caption-dropout coin of all `global_batch` rows from (run seed, step) alone, so they do not depend on the
+        number of processes or on a resume."""
+        generator = torch.Generator().manual_seed(seed * 1_000_003 + step)
+        shape = (global_batch, *batch.x0.shape[1:])
+        noise, time = objective.draw_noise_and_time(torch.empty(shape), generator)  # (B, C, H, W), (B,)
+        drop = torch.rand(global_batch, generator=generator) < caption_dropout  # (B,)
+        mine = batch.global_rows if batch.global_rows is not None else slice(None)  # this process's rows
+        return cls(
+            step=step,
+            batch=batch,
+            noise=noise[mine],
+            time=time[mine],
+            drop=drop[mine],
+            source_state=source_state or {},
+            data_counters=data_counters or {},
+        )
 
 
 def rank_slice(global_batch: int, rank: int, world_size: int) -> slice:
@@ -67,15 +106,6 @@ class ShapesSource:
     @property
     def size(self) -> int:
         return len(self.dataset)
-
-    def setting(self, text_dim: int, text_len: int) -> Setting:
-        return Setting(
-            resolution=self.dataset.resolution,
-            latent_factor=1,
-            in_channels=3,
-            text_dim=text_dim,
-            text_len=text_len,
-        )
 
     def _order(self, epoch: int) -> np.ndarray:
         # One permutation per epoch from (run seed, epoch): the data order is part of the run, not of the dataset.
@@ -132,17 +162,6 @@ class PreparedSource:
     @property
     def size(self) -> int:
         return self.dataset.images_per_epoch
-
-    def setting(self) -> Setting:
-        meta = self.dataset.meta
-        channels, height, _ = meta.latent_shape
-        return Setting(
-            resolution=meta.resolution,
-            latent_factor=meta.resolution // height,
-            in_channels=channels,
-            text_dim=meta.text_dim,
-            text_len=meta.text_length,
-        )
 
     def empty_caption(self) -> tuple[torch.Tensor, torch.Tensor]:
         return self.dataset.empty_caption  # (L, D), (L,)

@@ -18,7 +18,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from t2iscale.zoo.families import ModelConfig
+from t2iscale.zoo.families import BackboneConfig
 from t2iscale.zoo.names import resolve
 from t2iscale.zoo.setting import PAPER_SETTING, Setting
 
@@ -50,6 +50,11 @@ class Accounting:
     @property
     def train_gflops_per_image(self) -> float:
         return 3 * self.fwd_gflops
+
+    def train_flops(self, images_seen: int) -> float:
+        """Training compute after `images_seen` images: 3 × forward FLOPs each (the paper's rule). The x-axis of
+        every compute curve and law; the loop logs it and the study's plan records it from this one method."""
+        return images_seen * self.train_gflops_per_image * 1e9
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -97,7 +102,7 @@ class Tally:
         self.macs_attn += 2 * q_tokens * kv_tokens * width
 
 
-def count_config(config: ModelConfig, text_len: int) -> Tally:
+def count_config(config: BackboneConfig, text_len: int) -> Tally:
     counters = {
         "UNet2DConditionModel": _count_unet,
         "PixArtTransformer2DModel": _count_pixart,
@@ -114,7 +119,7 @@ def count_config(config: ModelConfig, text_len: int) -> Tally:
 _UNET_BLOCKS = {"DownBlock2D", "CrossAttnDownBlock2D", "UpBlock2D", "CrossAttnUpBlock2D"}
 
 
-def _count_unet(config: ModelConfig, text_len: int) -> Tally:
+def _count_unet(config: BackboneConfig, text_len: int) -> Tally:
     unsupported = (set(config["down_block_types"]) | set(config["up_block_types"])) - _UNET_BLOCKS
     if unsupported or config["mid_block_type"] != "UNetMidBlock2DCrossAttn":
         raise ValueError(f"UNet accounting covers {sorted(_UNET_BLOCKS)} and UNetMidBlock2DCrossAttn only")
@@ -204,7 +209,7 @@ def _count_unet(config: ModelConfig, text_len: int) -> Tally:
 # --- PixArtTransformer2DModel ---------------------------------------------------------------------------------
 
 
-def _count_pixart(config: ModelConfig, text_len: int) -> Tally:
+def _count_pixart(config: BackboneConfig, text_len: int) -> Tally:
     tally = Tally()
     width = config["num_attention_heads"] * config["attention_head_dim"]
     patch = config["patch_size"]
@@ -246,7 +251,7 @@ def _count_pixart(config: ModelConfig, text_len: int) -> Tally:
 # --- SD3Transformer2DModel (MMDiT) ----------------------------------------------------------------------------
 
 
-def _count_sd3(config: ModelConfig, text_len: int) -> Tally:
+def _count_sd3(config: BackboneConfig, text_len: int) -> Tally:
     if config["dual_attention_layers"] or config["qk_norm"] is not None:
         raise ValueError("MMDiT accounting covers SD3.0-style blocks (no dual attention, no qk-norm)")
     tally = Tally()

@@ -23,7 +23,8 @@ from typing import Any
 from t2iscale.errors import UserError
 from t2iscale.zoo.setting import Setting
 
-ModelConfig = dict[str, Any]
+# A diffusers model config: the keyword arguments of the family's model class (`UNet2DConditionModel`, ...).
+BackboneConfig = dict[str, Any]
 
 HEAD_CHANNELS = 64
 SD_NORM_GROUPS = 32
@@ -65,7 +66,7 @@ def unet_config(
     heads_per_level: int | None = None,
     linear_projection: bool = True,
     add_embedding: bool = False,
-) -> ModelConfig:
+) -> BackboneConfig:
     """A `UNet2DConditionModel` config with SD-style blocks, shared by the sd2, sdxl and if-xl families.
 
     `attention[i]`: whether level i has cross-attention transformer blocks; `depths[i]`: how many (TD). The
@@ -79,7 +80,7 @@ def unet_config(
     for width, head_count in zip(widths, heads):
         if width % head_count:
             raise UserError(f"width {width} cannot be split into {head_count} heads")
-    config: ModelConfig = {
+    config: BackboneConfig = {
         "_class_name": "UNet2DConditionModel",
         "sample_size": setting.sample_size,
         "in_channels": setting.in_channels,
@@ -117,7 +118,7 @@ def sd2_unet(
     channels: int = 320,
     heads_per_level: int | None = None,
     linear_projection: bool = True,
-) -> ModelConfig:
+) -> BackboneConfig:
     """SD2 UNet (paper Fig. 2, left): mult [1,2,4,4], 2 res blocks, one transformer block at the first three
     levels, none at the last, C=320. `heads_per_level`/`linear_projection` exist for the SD1.5 release config."""
     return unet_config(
@@ -134,7 +135,7 @@ def sd2_unet(
 
 def sdxl_unet(
     setting: Setting, *, channels: int = 320, td_a: int = 2, td_b: int = 10, add_embedding: bool = False
-) -> ModelConfig:
+) -> BackboneConfig:
     """SDXL UNet (paper Fig. 2, right; Sec. 4.2): mult [1,2,4], 2 res blocks, no attention at the first level,
     transformer depth a at the second and b at the third level and in the mid-block; SDXL is C=320, a=2, b=10."""
     return unet_config(
@@ -148,7 +149,7 @@ def sdxl_unet(
     )
 
 
-def if_xl_unet(setting: Setting, *, channels: int = 704) -> ModelConfig:
+def if_xl_unet(setting: Setting, *, channels: int = 704) -> BackboneConfig:
     """DeepFloyd IF-I-XL's layout (mult [1,2,3,4], 3 res blocks, attention at the 2x, 4x and 8x down-sampled
     levels and in the mid-block, i.e. released `attention_resolutions` 32,16,8 at 64 px) moved into the common
     latent setting with SD-style blocks: conv down/up-sampling, transformer blocks with cross-attention to the
@@ -171,7 +172,7 @@ def pixart_transformer(
     depth: int = 28,
     out_channels: int | None = None,
     additional_conditions: bool = False,
-) -> ModelConfig:
+) -> BackboneConfig:
     """PixArt-alpha transformer (paper Sec. 4.3): patch 2, 16 heads, hidden H, depth D, adaLN-single, cross-
     attention to the caption projected from the text width. `out_channels`/`additional_conditions` exist for the
     released PixArt-XL-2-1024-MS config (learned variance, resolution/aspect-ratio embedders)."""
@@ -205,7 +206,7 @@ def pixart_transformer(
     }
 
 
-def mmdit_transformer(setting: Setting, *, depth: int) -> ModelConfig:
+def mmdit_transformer(setting: Setting, *, depth: int) -> BackboneConfig:
     """SD3-style MMDiT (Esser et al., 2024): depth D joint-attention blocks of width 64*D (D heads of 64).
 
     The pooled-text input has the text width (the backbone adapter feeds a masked mean of the context)."""

@@ -17,7 +17,7 @@ from typing import Any
 
 from t2iscale.errors import UserError
 from t2iscale.zoo import families
-from t2iscale.zoo.families import ModelConfig
+from t2iscale.zoo.families import BackboneConfig
 from t2iscale.zoo.setting import PAPER_SETTING, Setting
 
 # A positive integer without leading zeros, so every parametric name has one spelling.
@@ -30,7 +30,7 @@ class Family:
     model_class: str  # the diffusers class its configs instantiate
     forms: tuple[str, ...]  # the name forms, for help and error messages
     pattern: re.Pattern
-    make_config: Callable[..., ModelConfig]
+    make_config: Callable[..., BackboneConfig]
     tiny: str  # a small member for smoke runs and tests (tests cover every family through it)
 
     def parse(self, name: str) -> dict[str, int] | None:
@@ -104,7 +104,7 @@ class ZooEntry:
     def setting_for(self, setting: Setting) -> Setting:
         return dataclasses.replace(setting, **self.fixed_setting) if self.fixed_setting else setting
 
-    def model_config(self, setting: Setting = PAPER_SETTING) -> ModelConfig:
+    def model_config(self, setting: Setting = PAPER_SETTING) -> BackboneConfig:
         try:
             return FAMILIES[self.family].make_config(self.setting_for(setting), **self.options)
         except UserError as error:
@@ -219,6 +219,6 @@ def family_of(name: str) -> str:
     return resolve(name).family
 
 
-def model_config(name: str, setting: Setting = PAPER_SETTING) -> ModelConfig:
+def model_config(name: str, setting: Setting = PAPER_SETTING) -> BackboneConfig:
     """The diffusers config (`_class_name` + constructor arguments) that `name` builds in `setting`."""
     return resolve(name).model_config(setting)

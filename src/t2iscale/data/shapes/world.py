@@ -13,9 +13,10 @@ import json
 from functools import cached_property
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from t2iscale.errors import UserError
+from t2iscale.strict import TOP_LEVEL, Strict, validation_problems
 
 # Shapes the renderer can draw (see `render.py`); a world picks a subset.
 SHAPE_LIBRARY = ("circle", "square", "triangle", "diamond", "cross", "star", "hexagon")
@@ -29,14 +30,14 @@ MIN_COLOR_DISTANCE = 60.0  # Euclidean, 0-255 RGB units
 RGB = tuple[int, int, int]
 
 
-class WorldConfig(BaseModel):
+class WorldConfig(Strict):
     """What scenes of one shapes world may contain and how they are laid out.
 
     Sizes are the side of an object's bounding box as a fraction of the image side, so a scene renders at any
     resolution. Positions are object centers, also in fractions (x to the right, y down).
     """
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(frozen=True)
 
     name: str = "custom"
     shapes: tuple[str, ...]
@@ -152,9 +153,11 @@ class WorldConfig(BaseModel):
         try:
             return cls.model_validate(data)
         except ValidationError as error:
-            first = error.errors()[0]
-            where = ".".join(str(part) for part in first["loc"]) or "(top level)"
-            raise UserError(f"{source}: key {where!r}: {first['msg']}") from error
+            problems = "; ".join(
+                f"key {problem.key or TOP_LEVEL!r}: {problem.message}"
+                for problem in validation_problems(error)
+            )
+            raise UserError(f"{source}: {problems}") from error
 
 
 def _distance(rgb_a, rgb_b) -> float:

@@ -9,8 +9,8 @@ import torch
 from t2iscale.errors import UserError
 from t2iscale.train.config import validate_config
 from t2iscale.train.loop import train
-from t2iscale.train.sources import Batch
-from t2iscale.train.step_inputs import Prefetcher, StepInputs, resolve_prefetch
+from t2iscale.train.prefetch import Prefetcher, pinned, resolve_prefetch
+from t2iscale.train.sources import Batch, StepInputs
 
 from .helpers import final_weights, tiny_config
 
@@ -126,13 +126,13 @@ def test_a_negative_prefetch_depth_in_the_config_names_the_key(tmp_path):
 
 
 def test_pinned_copies_every_tensor_and_keeps_every_other_field(monkeypatch):
-    from t2iscale.train import step_inputs
+    from t2iscale.train import prefetch
 
     # pin_memory needs CUDA; a clone stands in for it, so the copy itself is checked here.
-    monkeypatch.setattr(step_inputs, "_pin", lambda t: None if t is None else t.clone())
+    monkeypatch.setattr(prefetch, "_pin", lambda t: None if t is None else t.clone())
     original = _inputs(7)
     original.batch.captions, original.data_counters = ["a", "b"], {"data/good_samples": 2}
-    copy = original.pinned()
+    copy = pinned(original)
     assert copy.batch.x0 is not original.batch.x0 and torch.equal(copy.batch.x0, original.batch.x0)
     assert copy.noise is not original.noise and copy.time is not original.time
     assert (copy.step, copy.batch.captions, copy.source_state, copy.data_counters) == (

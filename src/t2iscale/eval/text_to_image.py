@@ -124,8 +124,8 @@ def text_encoder_for_sampling(config: TrainConfig, device: torch.device, learned
     """The shapes world's learned encoder is part of the weights; prepared data needs its frozen encoder again."""
     if learned is not None:
         return learned
-    from t2iscale.data.prepared import read_prepared_meta
-    from t2iscale.text.base import load_text_encoder
+    from t2iscale.data.prepared_meta import read_prepared_meta
+    from t2iscale.text import load_text_encoder
 
     path = config.text.path or read_prepared_meta(config.data.path).text_encoder.get("path")
     if not path:
@@ -136,7 +136,7 @@ def text_encoder_for_sampling(config: TrainConfig, device: torch.device, learned
 def decoder_for(config: TrainConfig, device: torch.device):
     if config.data.kind == "shapes":
         return PixelDecoder()
-    from t2iscale.data.prepared import read_prepared_meta
+    from t2iscale.data.prepared_meta import read_prepared_meta
     from t2iscale.data.vae import LatentVAE
 
     meta = read_prepared_meta(config.data.path)
@@ -147,7 +147,7 @@ def load_text_to_image(
     run_dir: str | Path, weights: str = "final", ema: bool = False, device: str | torch.device | None = None
 ) -> TextToImage:
     """Load a run for sampling. `weights`: 'final' (diffusers folders), 'latest' or 'step_N' (a checkpoint)."""
-    from t2iscale.text.base import load_text_encoder
+    from t2iscale.text import load_text_encoder
     from t2iscale.zoo.backbone import load_backbone
 
     device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))

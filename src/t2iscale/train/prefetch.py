@@ -1,8 +1,9 @@
-"""The inputs of the coming training steps, made on a background thread while the device trains (issue 6).
+"""The inputs of the coming training steps, made on a background thread while the device trains.
 
-A step's inputs (this process's slice of the global batch, its noise, timesteps and caption-dropout draws) are
-functions of (run seed, step, data position) alone, so making them ahead changes nothing in what is trained: a run
-with `data.prefetch_batches = 0` (made in the loop) and one with 2 train bit-identical models (tested).
+A step's inputs (`t2iscale.train.sources.StepInputs`: this process's slice of the global batch, its noise, timesteps
+and caption-dropout draws) are functions of (run seed, step, data position) alone, so making them ahead changes
+nothing in what is trained: a run with `data.prefetch_batches = 0` (made in the loop) and one with 2 train
+bit-identical models (tested).
 
 On CUDA the tensors are copied into pinned (page-locked) host memory on the same thread, so the step's
 `.to(device, non_blocking=True)` copies overlap with the device's work instead of stalling the host. The data
@@ -24,12 +25,11 @@ import dataclasses
 import queue
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Literal
 
 import torch
 
-from t2iscale.train.sources import Batch
+from t2iscale.train.sources import StepInputs
 
 AUTO_DEPTH_CUDA = 2
 
@@ -41,58 +41,18 @@ def resolve_prefetch(depth: int | Literal["auto"], device: torch.device) -> int:
     return AUTO_DEPTH_CUDA if device.type == "cuda" else 0
 
 
-@dataclass
-class StepInputs:
-    step: int  # 0-based index of the optimizer step these inputs are for
-    batch: Batch
-    noise: torch.Tensor  # (b, C, H, W) this process's rows of the global draw
-    time: torch.Tensor  # (b,)
-    drop: torch.Tensor  # (b,) bool
-    source_state: dict  # the source's position after this batch (what a checkpoint after this step stores)
-    data_counters: dict = field(default_factory=dict)  # the source's counters after this batch (metrics)
-
-    @classmethod
-    def draw(
-        cls,
-        step: int,
-        batch: Batch,
-        global_batch: int,
-        objective,
-        seed: int,
-        caption_dropout: float,
-        source_state: dict | None = None,
-        data_counters: dict | None = None,
-    ) -> StepInputs:
-        """`batch` with its rows of the global batch's randomness at `step`: noise, objective time and the
-        caption-dropout coin of all `global_batch` rows from (run seed, step) alone, so they do not depend on the
-        number of processes or on a resume."""
-        generator = torch.Generator().manual_seed(seed * 1_000_003 + step)
-        shape = (global_batch, *batch.x0.shape[1:])
-        noise, time = objective.draw_noise_and_time(torch.empty(shape), generator)  # (B, C, H, W), (B,)
-        drop = torch.rand(global_batch, generator=generator) < caption_dropout  # (B,)
-        mine = batch.global_rows if batch.global_rows is not None else slice(None)  # this process's rows
-        return cls(
-            step=step,
-            batch=batch,
-            noise=noise[mine],
-            time=time[mine],
-            drop=drop[mine],
-            source_state=source_state or {},
-            data_counters=data_counters or {},
-        )
-
-    def pinned(self) -> StepInputs:
-        """A copy whose tensors sit in pinned host memory (CUDA only), for asynchronous host-to-device copies."""
-        batch = self.batch
-        return dataclasses.replace(
-            self,
-            batch=dataclasses.replace(
-                batch, x0=_pin(batch.x0), text_ctx=_pin(batch.text_ctx), text_mask=_pin(batch.text_mask)
-            ),
-            noise=_pin(self.noise),
-            time=_pin(self.time),
-            # drop: (b,) bools, read on the host (learned text) or moved once with the text context (prepared data)
-        )
+def pinned(inputs: StepInputs) -> StepInputs:
+    """A copy whose tensors sit in pinned host memory (CUDA only), for asynchronous host-to-device copies."""
+    batch = inputs.batch
+    return dataclasses.replace(
+        inputs,
+        batch=dataclasses.replace(
+            batch, x0=_pin(batch.x0), text_ctx=_pin(batch.text_ctx), text_mask=_pin(batch.text_mask)
+        ),
+        noise=_pin(inputs.noise),
+        time=_pin(inputs.time),
+        # drop: (b,) bools, read on the host (learned text) or moved once with the text context (prepared data)
+    )
 
 
 def _pin(tensor: torch.Tensor | None) -> torch.Tensor | None:
@@ -122,7 +82,7 @@ class Prefetcher:
     ):
         if depth < 0:
             raise ValueError(f"prefetch depth must be >= 0, got {depth}")
-        self._make = (lambda step: make(step).pinned()) if pin_memory else make
+        self._make = (lambda step: pinned(make(step))) if pin_memory else make
         self._next_step, self.depth, self.end_step = first_step, depth, end_step
         self._stop = threading.Event()
         self._queue: queue.Queue = queue.Queue(maxsize=max(depth, 1))
