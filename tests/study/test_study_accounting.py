@@ -36,7 +36,7 @@ def test_run_setting_is_the_shapes_worlds_pixels_and_the_learned_encoders_width(
     config = TrainConfig.model_validate(
         {
             "run_dir": "x",
-            "data": {"resolution": 24},
+            "data": {"resolution": 24, "size": 10},
             "text": {"dim": 48, "max_length": 20},
             "budget": {"total_steps": 1},
         }
