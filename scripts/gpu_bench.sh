@@ -40,7 +40,7 @@ if [ "${CHECK:-1}" = 1 ]; then
     echo "=== check: rc $?"
 fi
 
-# Training step, batch 64, paper setting: the stock diffusers loop next to the toolkit's eager TrainStep (recipe
+# Training step, batch 64, paper setting: the stock diffusers loop next to the toolkit's eager train_step (recipe
 # defaults otherwise: bf16 autocast, fused AdamW, clipping, EMA 0.9999).
 ALLOC=$TRAIN_ALLOC section train-stock 130 $MODELS --measure train --baseline stock --batch-sizes 64 --steps 8 --warmup 2 --compile off
 # Sampling, DDIM 50 steps + CFG 7.5, batch 1: launch-bound; the toolkit replays CUDA graphs.

@@ -18,7 +18,7 @@ import torch
 from t2iscale.bench.toolkit import LatentsToHost, PrecomputedPrompts
 from t2iscale.bench.workload import random_workload
 from t2iscale.diffusion.objectives import make_objective
-from t2iscale.train.text_to_image import TextToImage
+from t2iscale.eval.text_to_image import TextToImage
 from t2iscale.zoo.backbone import build
 from t2iscale.zoo.setting import PAPER_SETTING
 

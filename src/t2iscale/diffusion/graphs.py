@@ -1,7 +1,7 @@
-"""CUDA-graph replay of a backbone's forward pass for sampling (issue 6: sampling latency).
+"""CUDA-graph replay of a backbone's forward pass for sampling (sampling latency at small batch).
 
-At small batch a sampler step is bound by kernel launches, not arithmetic: a batch-1 forward of `sdxl` took about
-the same time at 256 px as at 1024 px (≈60 ms on an H200), i.e. the GPU waits on the Python side issuing a thousand
+At small batch a sampler step is bound by kernel launches, not arithmetic: a batch-1 forward of `sdxl` takes about
+the same time at 256 px as at 1024 px (docs/bench.md), i.e. the GPU waits on the Python side issuing a thousand
 small kernels. A CUDA graph records those launches once and replays them with one call, so the 50 DDIM steps of
 the evaluation pay the launch cost once per input shape instead of once per step.
 

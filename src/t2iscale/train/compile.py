@@ -1,33 +1,19 @@
-"""`torch.compile` of a backbone: the whole model, or region by region (issue 6: time to the first step).
+"""`torch.compile` of a backbone: the whole model, or region by region (the time to the first step).
 
 `full` compiles the whole diffusers model as one graph: the most fusion, but minutes of compile time for SDXL-size
-UNets (about 210 s measured before the first step of `sdxl-td4_4` on an H200). `regional` compiles each repeated
-block (transformer blocks and ResNet blocks) on its own: identical blocks reuse one compiled graph, so compile time
-grows with the number of *distinct* blocks, not with depth, and most of the fusion gain stays, since those blocks
-hold nearly all of the compute. This is diffusers' `compile_repeated_blocks` idea, applied to every family through
-the blocks' class names. Distinct is by shape: a UNet's ResNet blocks differ in channels and size from level to
-level, so `sdxl` compiles 13 of them and 2 transformer blocks (dynamo's recompile log, H100), and those 13 are where
-most of the compile time goes. `regional-transformer` compiles the transformer blocks only.
-
-Measured on one H100 (paper setting, batch 64, bf16 autocast, an empty compile cache; docs/bench.md), images/s over
-the stock diffusers loop in the same process, and the time to the first step:
-
-    sdxl        regional              1.24x-1.27x   88.6-97.9 s
-    sdxl        regional-transformer  1.18x         22.9 s
-    sdxl-td4_4  regional              1.15x-1.30x   101 s (12.6 s with sdxl's blocks in the cache)
-    sdxl-td4_4  regional-transformer  (244 img/s)   18.2 s (its own process; regional 249, stock 194 in the one before)
+UNets. `regional` compiles each repeated block (transformer blocks and ResNet blocks) on its own: identical blocks
+reuse one compiled graph, so compile time grows with the number of *distinct* blocks, not with depth, and most of
+the fusion gain stays, since those blocks hold nearly all of the compute. This is diffusers' `compile_repeated_blocks`
+idea, applied to every family through the blocks' class names. Distinct is by shape: a UNet's ResNet blocks differ
+in channels and size from level to level, and they are where most of the compile time goes.
+`regional-transformer` compiles the transformer blocks only: less speed, a much shorter first step.
 
 `auto` (the recipe's default) is `regional` on CUDA for backbones of at least 100M parameters and `off` otherwise:
-for `sdxl` the ResNet blocks add 26 ms to every step's saving (batch 64) for ~75 s more compiling, which a run
-earns back after ~3,000 steps, and the compile cache (kept across runs on a machine) makes later runs of a
-study start in seconds. `regional-transformer` is the choice for short runs, and the one that keeps the first step
-under a minute on a machine whose cache is empty. On the CPU compiling saved nothing and cost ~80 s. A tiny
-shapes-world model (`sdxl-c16-td1_2`, 1.5M parameters) on the H100 spent about as long compiling before its first
-steps, which such a run never earns back.
-
-Evaluation along training samples the live weights with the compiled regions switched off (`eager_regions`): the
-smoke run's evaluation with compiled blocks (recompiling them for inference) did not finish within 130 s, while the
-eager path with CUDA graphs is the one measured above.
+the ResNet blocks' per-step saving repays their compile time within a few thousand steps for SDXL-size UNets, and a
+machine's compile cache makes later runs of a study start in seconds; a tiny model never repays it, and on the CPU
+compiling saved nothing. Evaluation along training samples the live weights with the compiled regions switched off
+(`eager_regions`): recompiling them for inference took longer than the evaluation itself. The measurements behind
+each of these choices are in docs/bench.md ("Measurements the defaults rest on").
 """
 
 from __future__ import annotations

@@ -236,9 +236,11 @@ def train(config: TrainConfig, hooks: Sequence[Hook] = (), progress: bool = True
     device = accelerator.device
     mixed_precision = resolve_mixed_precision(recipe.mixed_precision, device)
     rank, world_size = accelerator.process_index, accelerator.num_processes
+    # The recipe fixes the global batch (paper: 2048) for every backbone; the hardware only decides how it is split:
+    # global batch = processes x micro-batch x accumulation steps.
     global_batch, micro_batch, accumulation = batch_geometry(recipe, world_size)
     run = RunDir(config.run_dir)
-    if accelerator.is_main_process:
+    if accelerator.is_main_process:  # the resolved config is written (and printed) before any work starts
         _check_same_run(run, config)
         run.create()
         run.config_file.write_text(config.to_json() + "\n")
@@ -265,7 +267,7 @@ def train(config: TrainConfig, hooks: Sequence[Hook] = (), progress: bool = True
         step, images_seen = state["step"], state["images_seen"]
         components.source.load_state_dict(state["data_positions"][rank])
         resumed_from = step
-    if accelerator.is_main_process:
+    if accelerator.is_main_process:  # lines logged after the checkpoint are logged again by the resumed steps
         for log in run.step_logs:
             truncate_after_step(log, step)
     if step >= budget.total_steps and run.read_status().get("status") == "finished":
@@ -298,6 +300,7 @@ def train(config: TrainConfig, hooks: Sequence[Hook] = (), progress: bool = True
     peak, peak_source = peak_tflops(device, mixed_precision)
 
     def trainer_state(source_state: dict) -> dict:
+        # Every process's data position (gathered), so the resumed run reads on where each process stopped.
         from accelerate.utils import gather_object
 
         return {
@@ -325,6 +328,7 @@ def train(config: TrainConfig, hooks: Sequence[Hook] = (), progress: bool = True
         unit="step",
         disable=not (progress and accelerator.is_main_process),
     )
+    # The loss is summed on the device and read (a host synchronization) only when logged.
     window_loss = torch.zeros((), device=device)
     window_steps, window_start, window_data_wait = 0, time.perf_counter(), 0.0
     reset_peak_memory(device)
@@ -333,7 +337,8 @@ def train(config: TrainConfig, hooks: Sequence[Hook] = (), progress: bool = True
     with Prefetcher.for_device(make_inputs, step, device, depth, end_step=budget.total_steps) as prefetcher:
         while step < budget.total_steps:
             # Stage 5a: this process's slice of the global batch, and the global batch's randomness (made ahead
-            # on the prefetch thread; the wait is logged as data_wait_fraction: near 0 when data keeps up).
+            # on the prefetch thread; the wait is logged as data_wait_fraction: near 0 when data keeps up). The
+            # inputs carry the data position after their batch, which a checkpoint after this step stores.
             wait_start = time.perf_counter()
             inputs = prefetcher.next()
             window_data_wait += time.perf_counter() - wait_start
@@ -345,7 +350,7 @@ def train(config: TrainConfig, hooks: Sequence[Hook] = (), progress: bool = True
             window_steps += 1
             bar.update(1)
 
-            # Stage 5d: log (mean loss over processes and steps), watch for divergence.
+            # Stage 5c: log (mean loss over processes and steps), watch for divergence.
             is_last = step == budget.total_steps
             if step % budget.log_every_steps == 0 or is_last or step % budget.checkpoint_every_steps == 0:
                 mean_loss = accelerator.reduce(window_loss, reduction="mean").item() / max(window_steps, 1)
@@ -359,6 +364,7 @@ def train(config: TrainConfig, hooks: Sequence[Hook] = (), progress: bool = True
                     "loss": mean_loss,
                     "lr": optimization.lr,
                     "images_per_s": images_per_second,
+                    # model FLOPs utilization per process, against the device's peak (datasheet bf16 on GPUs)
                     "mfu": images_per_second * accounting.train_gflops_per_image / 1e3 / peak / world_size,
                     "train_flops": accounting.train_flops(images_seen),
                     "peak_memory_gib": peak_memory_gib(device),
@@ -372,7 +378,8 @@ def train(config: TrainConfig, hooks: Sequence[Hook] = (), progress: bool = True
                 window_loss.zero_()
                 window_steps, window_start, window_data_wait = 0, time.perf_counter(), 0.0
 
-            # Stage 5e: checkpoint (atomically), then hooks such as evaluation.
+            # Stage 5d: checkpoint (atomically: a kill mid-write leaves the previous one), then hooks such as
+            # evaluation, which a resume after a kill between the two runs again (Stage 4).
             if step % budget.checkpoint_every_steps == 0 or is_last:
                 checkpoint.save_checkpoint(
                     accelerator,
@@ -384,7 +391,7 @@ def train(config: TrainConfig, hooks: Sequence[Hook] = (), progress: bool = True
             run_hooks(is_last)
     bar.close()
 
-    # --- Stage 6: final weights in diffusers format --------------------------------------------------------
+    # --- Stage 6: final weights in diffusers format (`save_pretrained`: they load into a diffusers pipeline) ----
     if accelerator.is_main_process:
         components.save_final(run.final, optimization.ema)
         run.write_status("finished", step, f"peak TFLOP/s for MFU: {peak:.1f} ({peak_source})")

@@ -12,8 +12,7 @@ bad samples) is captured right after each batch and travels with it, so a checkp
 last batch *trained on*, not of the last one made.
 
 `auto` (the default) makes 2 batches ahead on CUDA and none on the CPU, where the model and the data share the same
-cores and a second thread only competes for them: on 2 cores (`sdxl-c16-td1_2`, 32 px, batch 64) training fell from
-70 to 54 images/s with 2 batches ahead, while making them in the loop had kept it waiting for data 1% of the time.
+cores and a second thread only competes for them (docs/bench.md, "Measurements the defaults rest on").
 
 An error while making inputs (a corrupt shard, too many bad samples) is raised in the training loop at the step that
 would have used them: the steps before it train and checkpoint as they would without the prefetcher.
