@@ -68,20 +68,31 @@ def test_release_parity_counts_are_exact(name, params):
     assert account(name, SHAPES_SETTING).params == params  # the release fixes its own context width
 
 
-def _counted_flops(forward) -> tuple[int, int]:
-    """(all FLOPs, attention-matmul FLOPs) of `forward()` as torch counts them.
+# diffusers modules that hold an attention's projections (and nothing else that multiplies).
+ATTENTION_MODULES = ("Attention", "AttentionPooling")
+
+
+def _counted_flops(root: torch.nn.Module, forward) -> tuple[int, int, int]:
+    """(all FLOPs, attention-matmul FLOPs, attention-projection FLOPs) of `forward()` as torch counts them.
 
     On CPU, FlopCounterMode has no formula for the fused SDPA kernel, so attention would count as zero; the math
     backend runs QK^T and AV as bmm, which it counts at 2 FLOPs per MAC. Nothing else in these models uses bmm.
+    The projections are the other FLOPs inside `root`'s attention modules (the counter keys them by module path).
     """
     with torch.no_grad(), sdpa_kernel(SDPBackend.MATH), FlopCounterMode(display=False) as counter:
         forward()
-    counts = counter.get_flop_counts()["Global"]
-    attention = sum(flops for op, flops in counts.items() if str(op) == "aten.bmm")
-    return counter.get_total_flops(), attention
+    counts = counter.get_flop_counts()
+    attention = sum(flops for op, flops in counts["Global"].items() if str(op) == "aten.bmm")
+    modules = dict(root.named_modules())
+    projections = 0
+    for path, module_counts in counts.items():
+        module = modules.get(path.partition(".")[2]) if "." in path else None
+        if type(module).__name__ in ATTENTION_MODULES:
+            projections += sum(flops for op, flops in module_counts.items() if str(op) != "aten.bmm")
+    return counter.get_total_flops(), attention, projections
 
 
-def _inputs(setting: Setting, batch: int = 2):
+def _inputs(setting: Setting, batch: int = 2, device: str = "cpu"):
     generator = torch.Generator().manual_seed(0)
     side = setting.sample_size
     x = torch.randn(batch, setting.in_channels, side, side, generator=generator)
@@ -89,7 +100,7 @@ def _inputs(setting: Setting, batch: int = 2):
     text_ctx = torch.randn(batch, setting.text_len, setting.text_dim, generator=generator)
     text_mask = torch.ones(batch, setting.text_len, dtype=torch.bool)
     text_mask[0, setting.text_len // 2 :] = False
-    return x, t, text_ctx, text_mask
+    return tuple(tensor.to(device) for tensor in (x, t, text_ctx, text_mask))
 
 
 def _assert_close(counted: int, analytic: int) -> None:
@@ -100,6 +111,8 @@ def _assert_close(counted: int, analytic: int) -> None:
 FLOP_CASES = [(FAMILIES[family].tiny, TINY_SETTING) for family in sorted(FAMILIES)] + [
     ("sd2-c16", ODD_SETTING),
     ("pixart-h32-d1", Setting(resolution=20, latent_factor=2, in_channels=4, text_dim=24, text_len=5)),
+    # IF layout: a 16-token caption on a level of 4 x 4 = 16 tokens, and a text too narrow for IF's text group norm
+    ("if-xl-c16", Setting(resolution=16, latent_factor=1, in_channels=3, text_dim=16, text_len=16)),
 ]
 
 
@@ -108,11 +121,12 @@ def test_forward_flops_match_flop_counter(name, setting):
     backbone = build(name, setting).eval()
     batch = 2
     inputs = _inputs(backbone.setting, batch)
-    total, attention = _counted_flops(lambda: backbone(*inputs))
+    total, attention, projections = _counted_flops(backbone, lambda: backbone(*inputs))
     expected = account(name, setting)
     # Analytic numbers are for batch 1; both sides count 2 FLOPs per multiply-accumulate.
     _assert_close(attention, batch * 2 * expected.macs_attn)
     _assert_close(total - attention, batch * 2 * expected.macs)
+    _assert_close(projections, batch * 2 * expected.macs_attn_proj)
     _assert_close(total, batch * 1e9 * expected.fwd_gflops)
 
 
@@ -131,13 +145,15 @@ def test_release_only_options_are_counted_too():
         assert numel(unet) == expected.params
         added = {"text_embeds": torch.randn(2, 1280), "time_ids": torch.randn(2, 6)}
         added = added if config.get("addition_embed_type") else None
-        total, attention = _counted_flops(
+        total, attention, projections = _counted_flops(
+            unet,
             lambda unet=unet, added=added: unet(
                 x, t, text_ctx, encoder_attention_mask=text_mask, added_cond_kwargs=added
-            )
+            ),
         )
         _assert_close(attention, 2 * 2 * expected.macs_attn)
         _assert_close(total - attention, 2 * 2 * expected.macs)
+        _assert_close(projections, 2 * 2 * expected.macs_attn_proj)
 
     setting = Setting(resolution=16, latent_factor=2, in_channels=4, text_dim=40, text_len=8)
     x, t, text_ctx, text_mask = _inputs(setting)
@@ -148,9 +164,79 @@ def test_release_only_options_are_counted_too():
     backbone = PixArtBackbone("pixart-alpha-xl2-release", "pixart", setting, model)
     expected = count_config(config, setting.text_len)
     assert numel(model) == expected.params
-    total, attention = _counted_flops(lambda: backbone(x, t, text_ctx, text_mask))
+    total, attention, projections = _counted_flops(backbone, lambda: backbone(x, t, text_ctx, text_mask))
     _assert_close(attention, 2 * 2 * expected.macs_attn)
     _assert_close(total - attention, 2 * 2 * expected.macs)
+    _assert_close(projections, 2 * 2 * expected.macs_attn_proj)
+
+
+# DeepFloyd IF-I-XL's released UNet (DeepFloyd/IF-I-XL-v1.0, unet/config.json): 64 px pixels, T5-XXL context
+# (4096-d) projected to 2816 channels, learned variance. Its public size is 4.3B parameters.
+RELEASED_IF_I_XL = {
+    "_class_name": "UNet2DConditionModel",
+    "sample_size": 64,
+    "in_channels": 3,
+    "out_channels": 6,
+    "down_block_types": ["ResnetDownsampleBlock2D"] + ["SimpleCrossAttnDownBlock2D"] * 3,
+    "mid_block_type": "UNetMidBlock2DSimpleCrossAttn",
+    "up_block_types": ["SimpleCrossAttnUpBlock2D"] * 3 + ["ResnetUpsampleBlock2D"],
+    "block_out_channels": [704, 1408, 2112, 2816],
+    "layers_per_block": 3,
+    "attention_head_dim": 64,
+    "cross_attention_dim": 2816,
+    "cross_attention_norm": "group_norm",
+    "encoder_hid_dim": 4096,
+    "encoder_hid_dim_type": "text_proj",
+    "addition_embed_type": "text",
+    "addition_embed_type_num_heads": 64,
+    "resnet_time_scale_shift": "scale_shift",
+    "act_fn": "gelu",
+    "norm_num_groups": 32,
+    "norm_eps": 1e-5,
+}
+
+
+def _meta_model(config):
+    with torch.device("meta"):
+        return diffusers.UNet2DConditionModel(**{k: v for k, v in config.items() if k != "_class_name"})
+
+
+def test_released_if_i_xl_is_counted_exactly():
+    """The IF counter on the release itself (its attention at the 2x/4x/8x levels, a text width other than the
+    cross-attention width, learned variance): parameters exact, compute as torch counts it (meta device)."""
+    unet = _meta_model(RELEASED_IF_I_XL).eval()
+    expected = count_config(RELEASED_IF_I_XL, text_len=77)
+    assert numel(unet) == expected.params == 4_304_695_110
+    x, t = torch.zeros(1, 3, 64, 64, device="meta"), torch.zeros(1, device="meta")
+    text = torch.zeros(1, 77, 4096, device="meta")
+    total, attention, projections = _counted_flops(unet, lambda: unet(x, t, text))
+    _assert_close(attention, 2 * expected.macs_attn)
+    _assert_close(total - attention, 2 * expected.macs)
+    _assert_close(projections, 2 * expected.macs_attn_proj)
+
+
+# Paper Table 1 (Li et al., CVPR 2024): DeepFloyd IF-XL's UNet in the common setting (256 px, 4 x 32 x 32 latents,
+# 77 x 1024 context) at the paper's C=512 and the released C=704: params, GMACs, attention GMACs.
+PAPER_IF_ROWS = {"if-xl-c512": (2.04e9, 194, 23), "if-xl": (3.83e9, 364, 42)}
+
+
+@pytest.mark.parametrize("name", PAPER_IF_ROWS)
+def test_if_xl_reproduces_the_paper_table_1_row(name):
+    params, gmacs, gmacs_attention = PAPER_IF_ROWS[name]
+    row = account(name)
+    assert row.params == pytest.approx(params, rel=0.01)
+    assert row.gmacs == pytest.approx(gmacs, rel=0.01)
+    # The paper's attention column grows with C^2 (23 -> 42): the attention layers' projections, not the
+    # QK^T / AV matmuls (9.5 -> 13.1 GMACs here, linear in C). Counted with the mid-block, as every t2iscale count;
+    # without it (0.59 / 0.95 GMACs) the row is still within 2.
+    assert abs(row.gmacs_attn_proj - gmacs_attention) <= 2
+    # the same row measured on the model itself: numel, and torch's FLOP counter on the meta device
+    backbone = build(name, device="meta").eval()
+    assert numel(backbone.model) == row.params
+    inputs = _inputs(backbone.setting, batch=1, device="meta")
+    total, attention, projections = _counted_flops(backbone, lambda: backbone(*inputs))
+    assert (total - attention) / 2e9 == pytest.approx(gmacs, rel=0.01)
+    assert abs(projections / 2e9 - gmacs_attention) <= 2
 
 
 def test_paper_efficient_unet_claim():

@@ -5,9 +5,11 @@ import json
 import diffusers
 import pytest
 import torch
+from diffusers.models.attention_processor import Attention, AttnAddedKVProcessor2_0
 
 from t2iscale.errors import UserError
 from t2iscale.zoo import FAMILIES, Backbone, Setting, build, load_backbone
+from t2iscale.zoo.backbone import AddedKVAttnProcessor
 
 SETTING = Setting(resolution=16, latent_factor=1, in_channels=3, text_dim=32, text_len=8)
 TINY = [FAMILIES[family].tiny for family in sorted(FAMILIES)]
@@ -96,6 +98,36 @@ def test_save_and_load_round_trip(name, tmp_path):
     assert sum(p.numel() for p in plain.parameters()) == sum(p.numel() for p in backbone.parameters())
 
 
+def test_if_attention_is_diffusers_with_the_text_mask_extended_in_every_case(tmp_path):
+    """IF's attention (image queries; keys/values of the text, then of the image tokens): the same numbers as
+    diffusers' processor, and a caption as long as a level has tokens, which diffusers cannot mask (it extends the
+    text mask over the image keys only when the two lengths differ)."""
+    torch.manual_seed(0)
+    attn = Attention(
+        query_dim=32, cross_attention_dim=32, heads=2, dim_head=16, added_kv_proj_dim=24, norm_num_groups=8,
+        bias=True, upcast_softmax=True, processor=AttnAddedKVProcessor2_0(),
+    ).eval()  # fmt: skip
+    ours = AddedKVAttnProcessor()
+    image = torch.randn(2, 32, 4, 4)  # (B, C, H, W): 16 image tokens
+    text, bias = torch.randn(2, 5, 24), torch.zeros(2, 1, 5)  # (B, L, D); additive mask bias (B, 1, L)
+    bias[0, :, 3:] = -10000.0
+    with torch.no_grad():
+        torch.testing.assert_close(ours(attn, image, text, bias), attn.processor(attn, image, text, bias))
+        text, bias = torch.randn(2, 16, 24), torch.zeros(2, 1, 16)  # 16 text tokens on 16 image tokens
+        bias[:, :, 10:] = -10000.0
+        with pytest.raises(RuntimeError):
+            attn.processor(attn, image, text, bias)
+        out = ours(attn, image, text, bias)
+        changed = text.clone()
+        changed[:, 10:] = 100 * torch.randn_like(changed[:, 10:])
+        torch.testing.assert_close(ours(attn, image, changed, bias), out, rtol=1e-4, atol=1e-5)
+    # every attention of an IF backbone runs it, built or loaded
+    backbone = build("if-xl-c16", SETTING)
+    backbone.save_pretrained(tmp_path)
+    for model in (backbone.model, load_backbone(tmp_path).model):
+        assert {type(processor) for processor in model.attn_processors.values()} == {AddedKVAttnProcessor}
+
+
 def test_load_rejects_what_is_not_a_saved_backbone(tmp_path):
     with pytest.raises(UserError, match="t2iscale.json"):
         load_backbone(tmp_path)
@@ -125,7 +157,7 @@ def test_sdxl_release_explains_why_it_cannot_run_the_common_signature():
         backbone(*make_inputs(backbone.setting, batch=1))
 
 
-@pytest.mark.parametrize("name", ["sdxl-c16-td1_1", "pixart-h32-d2", "mmdit-d2"])
+@pytest.mark.parametrize("name", ["sdxl-c16-td1_1", "pixart-h32-d2", "mmdit-d2", "if-xl-c16"])
 def test_full_graph_compile_and_autocast(name):
     """No data-dependent Python branches: dynamo captures one graph (the eager backend keeps CPU time low)."""
     torch._dynamo.reset()

@@ -74,9 +74,21 @@ def test_sd2_and_if_xl_layouts():
     if_xl = model_config("if-xl-c512")
     assert if_xl["block_out_channels"] == [512, 1024, 1536, 2048]
     assert if_xl["layers_per_block"] == 3
-    # IF-I-XL attends at the 2x, 4x and 8x down-sampled levels (attention_resolutions 32,16,8 at 64 px)
-    assert if_xl["down_block_types"] == ["DownBlock2D"] + ["CrossAttnDownBlock2D"] * 3
-    assert if_xl["mid_block_type"] == "UNetMidBlock2DCrossAttn"
+    # IF-I-XL attends on the feature maps of side 32, 16 and 8 (attention_resolutions): the first three levels of
+    # a 32 x 32 latent, plus the mid-block; IF's own blocks (added-KV attention, ResNet resampling)
+    assert if_xl["down_block_types"] == ["SimpleCrossAttnDownBlock2D"] * 3 + ["ResnetDownsampleBlock2D"]
+    assert if_xl["up_block_types"] == ["ResnetUpsampleBlock2D"] + ["SimpleCrossAttnUpBlock2D"] * 3
+    assert if_xl["mid_block_type"] == "UNetMidBlock2DSimpleCrossAttn"
+    # kept from the released config; the text is OpenCLIP-H's 1024-d context, projected to its own width
+    assert (if_xl["resnet_time_scale_shift"], if_xl["act_fn"], if_xl["attention_head_dim"]) == (
+        "scale_shift",
+        "gelu",
+        64,
+    )
+    assert (if_xl["addition_embed_type"], if_xl["encoder_hid_dim_type"]) == ("text", "text_proj")
+    assert if_xl["encoder_hid_dim"] == if_xl["cross_attention_dim"] == 1024
+    assert if_xl["cross_attention_norm"] == "group_norm" and if_xl.get("class_embed_type") is None
+    assert if_xl["out_channels"] == if_xl["in_channels"] == 4  # epsilon only: no learned variance
 
 
 def test_transformer_layouts():
@@ -103,8 +115,9 @@ def test_transformer_layouts():
         (
             "if-xl-c64",
             "if-xl",
-            {"block_out_channels": [64, 128, 192, 256], "attention_head_dim": [1, 2, 3, 4]},
+            {"block_out_channels": [64, 128, 192, 256], "attention_head_dim": 64},
         ),
+        ("if-xl-c48", "if-xl", {"attention_head_dim": 48, "addition_embed_type_num_heads": 1}),
         ("pixart-h128-d4", "pixart", {"attention_head_dim": 8, "num_layers": 4, "cross_attention_dim": 128}),
         ("mmdit-d2", "mmdit", {"num_layers": 2, "num_attention_heads": 2, "caption_projection_dim": 128}),
     ],
@@ -162,6 +175,15 @@ def test_impossible_members_name_themselves(name, problem):
     with pytest.raises(UserError, match=problem) as error:
         model_config(name)
     assert name in str(error.value)
+
+
+def test_if_layout_needs_a_grid_its_resnet_resampling_can_halve():
+    # IF's ResNet down-sampling average-pools and its up-sampling ResNet takes no target size: a 20 px grid would
+    # come back as 16 and miss its skip connection, so the name refuses it up front (sd2 takes it).
+    odd = Setting(resolution=20, latent_factor=1, in_channels=3, text_dim=32, text_len=8)
+    with pytest.raises(UserError, match="if-xl-c16.*divisible by 8, got 20"):
+        model_config("if-xl-c16", odd)
+    assert model_config("sd2-c16", odd)["sample_size"] == 20
 
 
 def test_released_configs_fix_their_own_architecture_setting():

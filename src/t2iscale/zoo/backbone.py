@@ -12,6 +12,8 @@ How the mask reaches each model: UNet2DConditionModel and PixArtTransformer2DMod
 `encoder_attention_mask` with 1 = keep, 0 = discard and turn it into an additive -10000 bias on the
 cross-attention scores, so the bool mask is passed as is. SD3Transformer2DModel has no text mask: padded tokens
 take part in its joint attention (as in SD3 itself); its pooled-text input is the masked mean of the context.
+The IF layout masks the text keys of its attention, but its attention pooling of the text and its group norm of
+the text run over every token (as in IF itself), so padding reaches its prediction there (`honors_text_mask`).
 
 The adapters hold no data-dependent Python branches, so they work under `torch.compile` and autocast.
 """
@@ -23,6 +25,8 @@ from pathlib import Path
 
 import diffusers
 import torch
+import torch.nn.functional as F
+from diffusers.models.attention_processor import AttnAddedKVProcessor2_0
 from torch import nn
 
 from t2iscale.errors import UserError
@@ -62,12 +66,57 @@ class Backbone(nn.Module):
         return f"name={self.name!r}, family={self.family!r}, setting={self.setting}"
 
 
+class AddedKVAttnProcessor(AttnAddedKVProcessor2_0):
+    """IF's attention (diffusers' `AttnAddedKVProcessor2_0`): image queries; keys and values of the text tokens,
+    then of the image tokens; no feed-forward. Only the text mask differs: diffusers extends it over the image keys
+    only when the text is not exactly as long as the image tokens are many, so a caption of L tokens failed on a
+    level of L tokens (16 tokens at 4 x 4). Here the image keys are always appended to the mask, unmasked.
+    """
+
+    def __call__(self, attn, hidden_states, encoder_hidden_states=None, attention_mask=None, *args, **kwargs):
+        residual = hidden_states  # (B, C, H, W)
+        batch, channels = hidden_states.shape[:2]
+        hidden_states = hidden_states.view(batch, channels, -1).transpose(1, 2)  # (B, T, C)
+        tokens = hidden_states.shape[1]
+        if attention_mask is not None:
+            # (B, 1, L) additive bias on the text keys -> (B, 1, 1, L + T), broadcast over heads and queries
+            attention_mask = F.pad(attention_mask, (0, tokens), value=0.0).unsqueeze(1)
+        if encoder_hidden_states is None:
+            encoder_hidden_states = hidden_states
+        elif attn.norm_cross:
+            encoder_hidden_states = attn.norm_encoder_hidden_states(encoder_hidden_states)  # (B, L, D)
+        hidden_states = attn.group_norm(hidden_states.transpose(1, 2)).transpose(1, 2)
+
+        query = attn.head_to_batch_dim(attn.to_q(hidden_states), out_dim=4)  # (B, heads, T, C / heads)
+        key = attn.add_k_proj(encoder_hidden_states)  # (B, L, C)
+        value = attn.add_v_proj(encoder_hidden_states)
+        if not attn.only_cross_attention:
+            key = torch.cat([key, attn.to_k(hidden_states)], dim=1)  # (B, L + T, C)
+            value = torch.cat([value, attn.to_v(hidden_states)], dim=1)
+        key = attn.head_to_batch_dim(key, out_dim=4)
+        value = attn.head_to_batch_dim(value, out_dim=4)
+        hidden_states = F.scaled_dot_product_attention(query, key, value, attn_mask=attention_mask)
+        hidden_states = hidden_states.transpose(1, 2).reshape(batch, tokens, channels)  # (B, T, C)
+        hidden_states = attn.to_out[1](attn.to_out[0](hidden_states))
+        return hidden_states.transpose(1, 2).reshape(residual.shape) + residual
+
+
 class UNetBackbone(Backbone):
     def __init__(self, name: str, family: str, setting: Setting, model: nn.Module):
         super().__init__(name, family, setting, model)
         # SDXL's add-embedding needs pooled CLIP-G text and micro-conditioning, which the common signature does
-        # not carry; only `sdxl-release` (a parameter-parity config) has it.
-        self.needs_added_conditions = model.config.addition_embed_type is not None
+        # not carry; only `sdxl-release` (a parameter-parity config) has it. IF's "text" add-embedding pools the
+        # text context itself, so the common signature drives it.
+        self.needs_added_conditions = model.config.addition_embed_type == "text_time"
+        # IF's blocks honor the mask in their attention, but two of its parts see every token, as in IF itself:
+        # the attention pooling of the text into the time embedding and the group norm of the text before the
+        # added K/V projections (its statistics run over all tokens). Padding can therefore move the prediction.
+        text_pooling = model.config.addition_embed_type == "text"
+        text_norm = model.config.cross_attention_norm is not None
+        self.honors_text_mask = not (text_pooling or text_norm)
+        if model.config.mid_block_type == "UNetMidBlock2DSimpleCrossAttn":
+            # IF's blocks: the same attention with the text mask extended in every case (see the processor).
+            model.set_attn_processor(AddedKVAttnProcessor())
 
     def forward(self, x, t, text_ctx, text_mask=None):
         if self.needs_added_conditions:

@@ -3,14 +3,18 @@
 A config is the keyword arguments of a diffusers model class plus `"_class_name"`, the same shape as a diffusers
 `config.json`, so `build` instantiates it and the accounting reads it without torch. Torch-free.
 
-Paper conventions (Li et al., CVPR 2024, Sec. 3-4) applied to every UNet family:
+Paper conventions (Li et al., CVPR 2024, Sec. 3-4) applied to the SD2 and SDXL UNet families:
 - no SDXL add-embedding or micro-conditioning (the controlled setting conditions on text only);
 - linear projections in and out of the transformer blocks (`use_linear_projection=True`, as SD2/SDXL);
 - 64-channel attention heads.
 
+The if-xl family keeps DeepFloyd IF's own blocks instead (`if_xl_unet`; docs/zoo.md): no transformer blocks, its
+text pooling into the time embedding, 64-channel heads.
+
 Rules for widths the released models never use (tiny shapes-world members):
 - heads: `max(1, width // 64)` heads of `width // heads` channels, i.e. 64-channel heads whenever the width is a
-  multiple of 64, and one head of the full width below 64. A width with no such split is an error.
+  multiple of 64, and one head of the full width below 64. A width with no such split is an error. The IF layout
+  takes one head size for all levels: the largest divisor of C up to 64 (`if_head_channels`).
 - GroupNorm groups (one count for the whole UNet, it must divide every level's width): 32 — the SD/SDXL/IF value —
   when the base width C is a multiple of 32 and at least 128 (every paper model); otherwise the largest divisor of
   C that is at most min(32, C // 4), so each group at the first level holds at least 4 channels.
@@ -49,6 +53,12 @@ def norm_groups_for_width(base_channels: int) -> int:
     return max(g for g in range(1, limit + 1) if base_channels % g == 0)
 
 
+def if_head_channels(base_channels: int) -> int:
+    """Channels per head of the IF layout: one value for every level, so the largest divisor of C up to 64 (64 for
+    every paper width; C=32 gives 32-channel heads, 1 to 4 per level)."""
+    return max(d for d in range(1, HEAD_CHANNELS + 1) if base_channels % d == 0)
+
+
 def _check_positive(**values: int) -> None:
     for key, value in values.items():
         if not isinstance(value, int) or isinstance(value, bool) or value < 1:
@@ -67,7 +77,7 @@ def unet_config(
     linear_projection: bool = True,
     add_embedding: bool = False,
 ) -> BackboneConfig:
-    """A `UNet2DConditionModel` config with SD-style blocks, shared by the sd2, sdxl and if-xl families.
+    """A `UNet2DConditionModel` config with SD-style blocks, shared by the sd2 and sdxl families.
 
     `attention[i]`: whether level i has cross-attention transformer blocks; `depths[i]`: how many (TD). The
     mid-block always has attention, with the depth of the last level (diffusers takes `depths[-1]`; SDXL: b).
@@ -149,20 +159,76 @@ def sdxl_unet(
     )
 
 
+# DeepFloyd IF-I-XL's released UNet (DeepFloyd/IF-I-XL-v1.0 `unet/config.json`; original `config.yml`:
+# model_channels 704, channel_mult 1,2,3,4, num_res_blocks 3, attention_resolutions 32,16,8 at image_size 64,
+# num_head_channels 64, use_scale_shift_norm, resblock_updown, activation gelu, encoder_dim 4096 -> encoder_channels
+# 2816, att_pool_heads 64). docs/zoo.md gives each choice below, what was kept and what the common setting changed.
+IF_CHANNEL_MULT = [1, 2, 3, 4]
+IF_LAYERS_PER_BLOCK = 3
+# IF attends on the feature maps of side 32, 16 and 8 (`attention_resolutions`). In the common setting the input is
+# a 32 x 32 latent, so those are the first three levels; the last (4 x 4) level has none, the mid-block has one.
+# (Keeping IF's 2x/4x/8x down-sampling factors instead misses the paper's Table 1 by 6-7% in params; docs/zoo.md.)
+IF_ATTENTION = [True, True, True, False]
+# IF's text group norm before the added K/V projections: diffusers fixes it at 32 groups.
+IF_TEXT_NORM_GROUPS = 32
+
+
 def if_xl_unet(setting: Setting, *, channels: int = 704) -> BackboneConfig:
-    """DeepFloyd IF-I-XL's layout (mult [1,2,3,4], 3 res blocks, attention at the 2x, 4x and 8x down-sampled
-    levels and in the mid-block, i.e. released `attention_resolutions` 32,16,8 at 64 px) moved into the common
-    latent setting with SD-style blocks: conv down/up-sampling, transformer blocks with cross-attention to the
-    text context, SiLU and plain time-embedding norm instead of IF's resnet up/down-sampling, GELU,
-    scale-shift norm and attention pooling. The paper trains C=512 (`if-xl-c512`)."""
-    return unet_config(
-        setting,
-        channels=channels,
-        channel_mult=[1, 2, 3, 4],
-        layers_per_block=3,
-        attention=[False, True, True, True],
-        depths=[1, 1, 1, 1],
-    )
+    """DeepFloyd IF-I-XL's UNet with IF's own blocks, moved into the common latent setting (paper Sec. 4.1).
+
+    Kept from the released config: mult [1,2,3,4], 3 ResNet blocks per level, GELU, scale-shift time conditioning,
+    ResNet blocks that down- and up-sample (`resblock_updown`), attention on the feature maps of side 32, 16, 8 and
+    in the mid-block, with IF's attention (image tokens attend to themselves and to the text tokens appended to the
+    keys and values, no feed-forward; `AttnAddedKVProcessor`) of 64-channel heads, a group norm of the text before
+    its K/V projections, a linear projection of the text context (`encoder_hid_proj`) and IF's attention pooling of
+    the text into the time embedding (`addition_embed_type="text"`); no class embedding.
+    Changed for the setting: 4 latent channels in and out (epsilon only: no learned variance), a 32 x 32 input, and
+    the text context (1024-d OpenCLIP-H instead of 4096-d T5) projected to its own width instead of IF's 2816.
+    The paper trains C=512 (`if-xl-c512`); C=704 is the released width.
+    """
+    _check_positive(channels=channels)
+    levels = len(IF_CHANNEL_MULT)
+    if setting.sample_size % 2 ** (levels - 1):
+        # IF's ResNet down-sampling average-pools (floor) and its up-sampling ResNet takes no target size, so an
+        # odd side would not meet its skip connection.
+        raise UserError(
+            f"the IF layout needs an input grid divisible by {2 ** (levels - 1)}, got {setting.sample_size}"
+        )
+    widths = [channels * mult for mult in IF_CHANNEL_MULT]
+    return {
+        "_class_name": "UNet2DConditionModel",
+        "sample_size": setting.sample_size,
+        "in_channels": setting.in_channels,
+        "out_channels": setting.in_channels,
+        "down_block_types": [
+            "SimpleCrossAttnDownBlock2D" if attends else "ResnetDownsampleBlock2D" for attends in IF_ATTENTION
+        ],
+        "mid_block_type": "UNetMidBlock2DSimpleCrossAttn",
+        "up_block_types": [
+            "SimpleCrossAttnUpBlock2D" if attends else "ResnetUpsampleBlock2D"
+            for attends in reversed(IF_ATTENTION)
+        ],
+        "block_out_channels": widths,
+        "layers_per_block": IF_LAYERS_PER_BLOCK,
+        # For the SimpleCrossAttn blocks diffusers reads `attention_head_dim` as channels per head (IF: 64), one
+        # value for every level (its up path indexes a per-level list unreversed).
+        "attention_head_dim": if_head_channels(channels),
+        # IF projects its text to encoder_channels 2816 (= 4C); Table 1 is met only at the context's own width.
+        "cross_attention_dim": setting.text_dim,
+        # A text width the 32-group norm cannot split (tiny shapes-world encoders) goes without it.
+        "cross_attention_norm": "group_norm" if setting.text_dim % IF_TEXT_NORM_GROUPS == 0 else None,
+        "encoder_hid_dim": setting.text_dim,
+        "encoder_hid_dim_type": "text_proj",
+        "addition_embed_type": "text",
+        # IF pools its 4096-d T5 context with 64 heads of 64 channels; the same head size on the setting's text.
+        "addition_embed_type_num_heads": setting.text_dim // if_head_channels(setting.text_dim),
+        "resnet_time_scale_shift": "scale_shift",
+        "act_fn": "gelu",
+        "norm_num_groups": norm_groups_for_width(channels),
+        "norm_eps": 1e-5,
+        "flip_sin_to_cos": True,
+        "freq_shift": 0,
+    }
 
 
 def pixart_transformer(
