@@ -55,8 +55,8 @@ def _steps_done(run_dirs: list[Path]) -> int:
 
 def train_ladder(out: Path, workers: int, overrides: list[str], progress: bool) -> None:
     """Register the study, then let `workers` runner processes train it; a progress bar over all steps."""
-    from tqdm.auto import tqdm
-
+    from t2iscale.progress import ENV as PROGRESS_ENV
+    from t2iscale.progress import progress_bar
     from t2iscale.study.plan import load_spec
     from t2iscale.study.runner import register_study
 
@@ -66,6 +66,9 @@ def train_ladder(out: Path, workers: int, overrides: list[str], progress: bool) 
     total_steps = sum(run.config["budget"]["total_steps"] for run in planned)
     threads = max(1, (os.cpu_count() or 2) // workers)
     env = dict(os.environ, OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads), TQDM_DISABLE="1")
+    env[PROGRESS_ENV] = (
+        "0"  # the workers write to log files: no bars there (TQDM_DISABLE: third-party bars too)
+    )
     logs = [out / f"worker-{index}.log" for index in range(workers)]
     processes = [
         subprocess.Popen(
@@ -73,11 +76,11 @@ def train_ladder(out: Path, workers: int, overrides: list[str], progress: bool) 
         )
         for log in logs
     ]
-    bar = tqdm(
+    bar = progress_bar(
         total=total_steps,
+        enabled=progress,
         desc=f"demo: {len(planned)} runs on {workers} workers",
         unit="step",
-        disable=not progress,
     )
     try:
         while any(process.poll() is None for process in processes):

@@ -31,3 +31,10 @@ def progress_bar(iterable=None, *, enabled: bool = True, **options) -> tqdm:
 def disable_progress() -> None:
     """Turn every bar off, in this process and the ones it starts (`t2iscale --no-progress`)."""
     os.environ[ENV] = "0"
+
+
+def quiet_library_bars() -> None:
+    """Where t2iscale draws no bar, the libraries it loads draw none either (transformers' "Loading weights",
+    the Hugging Face hub's): read at their import, so called before a command imports them."""
+    if not progress_enabled():
+        os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")

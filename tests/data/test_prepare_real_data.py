@@ -191,5 +191,62 @@ def test_learned_text_encoder_is_refused(parts, tmp_path):
 def test_cli_reports_bad_options_in_one_line(parts, tmp_path, capsys):
     argv = ["data", "prepare", "--shards", parts["shards"], "--vae", str(parts["vae"]), "--text-encoder"]
     argv += [str(parts["text_encoder"]), "--out", str(tmp_path / "out"), "--batch-size", "0"]
-    assert main(argv) == 2
+    assert main(argv) == 1
     assert "--batch-size" in capsys.readouterr().err
+
+
+def test_a_truncated_shard_counts_its_lost_samples_and_stops_prepare(parts, tmp_path, capsys):
+    # Issue 14, item 7: one of three 100-sample shards cut inside sample 49's caption. Before, `data prepare`
+    # reported 249 samples and exit 0, counting one "corrupt_shard" (0.4%); the 51 lost samples are 17%.
+    import tarfile
+
+    shards = write_raw_shards(tmp_path / "raw", [raw_sample(i) for i in range(300)], per_shard=100)
+    damaged = tmp_path / "raw" / "000001.tar"
+    with tarfile.open(damaged) as archive:
+        caption = next(m for m in archive.getmembers() if m.name == "000149.txt")
+    with open(damaged, "r+b") as file:
+        file.truncate(caption.offset_data + 2)
+    argv = ["data", "prepare", "--shards", shards, "--vae", str(parts["vae"]), "--text-encoder"]
+    argv += [str(parts["text_encoder"]), "--resolution", "8", "--batch-size", "100", "--no-progress"]
+    assert main([*argv, "--out", str(tmp_path / "strict")]) != 0  # default --max-bad-fraction 0.01
+    error = capsys.readouterr().err
+    assert "too much bad data" in error and "51 bad of 300 samples" in error and "corrupt_shard=51" in error
+    assert f"shard {str(damaged)!r}" in error and "51 sample(s) lost of 100" in error
+
+    assert main([*argv, "--out", str(tmp_path / "ok"), "--max-bad-fraction", "0.2"]) == 0
+    out = capsys.readouterr().out
+    assert "prepared 249 samples" in out
+    assert "bad data: 51 bad of 300 samples (17.00%): corrupt_shard=51" in out
+    assert f"shard {str(damaged)!r}: " in out and "51 sample(s) lost of 100" in out
+    meta = read_prepared_meta(tmp_path / "ok")
+    assert meta.count == 249 and meta.counters["bad"] == {"corrupt_shard": 51}
+    assert meta.counters["damaged"][str(damaged)]["lost"] == 51
+
+
+@pytest.mark.parametrize("crash_at_shard", [2, 5])  # before the damaged shard, and after it
+def test_a_resumed_prepare_counts_a_damaged_shard_once(parts, tmp_path, monkeypatch, crash_at_shard):
+    import tarfile
+
+    shards = write_raw_shards(tmp_path / "raw", [raw_sample(i) for i in range(60)], per_shard=20)
+    damaged = tmp_path / "raw" / "000001.tar"
+    with tarfile.open(damaged) as archive:
+        caption = next(m for m in archive.getmembers() if m.name == "000029.txt")
+    with open(damaged, "r+b") as file:
+        file.truncate(caption.offset_data + 2)
+    settings = dict(shards=shards, max_bad_fraction=0.5)
+    reference = prepare(config(parts, tmp_path / "reference", **settings))
+    assert reference.count == 49 and reference.counters["bad"] == {"corrupt_shard": 11}
+
+    real_write = prepare_module.write_prepared_shard
+
+    def crash(out_dir, shard_index, samples):
+        if shard_index == crash_at_shard:
+            raise KeyboardInterrupt
+        return real_write(out_dir, shard_index, samples)
+
+    monkeypatch.setattr(prepare_module, "write_prepared_shard", crash)
+    with pytest.raises(KeyboardInterrupt):
+        prepare(config(parts, tmp_path / "out", **settings))
+    monkeypatch.setattr(prepare_module, "write_prepared_shard", real_write)
+    meta = prepare(config(parts, tmp_path / "out", **settings))
+    assert meta.count == 49 and meta.counters == reference.counters

@@ -152,18 +152,22 @@ def test_bad_data_is_skipped_and_counted_by_reason(tmp_path):
     counters = reader.counters
     assert "000002" not in keys and "000005" not in keys and "000007" not in keys
     assert keys[-10:] == [f"{i:06d}" for i in range(20, 30)]
-    assert 3 <= len([k for k in keys if 10 <= int(k) < 20]) <= 5  # the part before the cut
-    assert counters.bad == {"unreadable_image": 1, "missing_caption": 1, "bad_json": 1, "corrupt_shard": 1}
-    assert counters.bad_by_shard == {urls[0]: 3, urls[1]: 1}
-    assert counters.good == len(keys)
+    read_before_cut = len([k for k in keys if 10 <= int(k) < 20])
+    assert 3 <= read_before_cut <= 5  # the part before the cut
+    # The truncated shard held 10 samples (as the intact ones do): every one not read is lost, and counted.
+    lost = 10 - read_before_cut
+    assert counters.bad == {"unreadable_image": 1, "missing_caption": 1, "bad_json": 1, "corrupt_shard": lost}
+    assert counters.bad_by_shard == {urls[0]: 3, urls[1]: lost}
+    assert counters.good == len(keys) and counters.seen == 30
     metrics = counters.as_metrics()
-    assert metrics["data/bad_samples"] == 4 and metrics["data/bad_unreadable_image"] == 1
+    assert metrics["data/bad_samples"] == 3 + lost and metrics["data/bad_unreadable_image"] == 1
 
 
 def test_too_much_bad_data_stops_naming_the_shard_and_key(tmp_path):
     urls = broken_shards(tmp_path)
+    # The truncated shard b lost 5-7 samples, more than shard a's 3 bad ones.
     with pytest.raises(
-        UserError, match=r"most bad samples in shard '.*a/000000\.tar'.*max_bad_fraction 0\.01"
+        UserError, match=r"most bad samples in shard '.*b/000000\.tar'.*max_bad_fraction 0\.01"
     ):
         list(WebDatasetReader(urls, RES, max_bad_fraction=0.01).samples())
     # checked as it goes once enough samples were seen: names the sample that tipped it

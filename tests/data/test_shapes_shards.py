@@ -66,7 +66,10 @@ def test_cli_bench_prints_one_line(capsys):
 
 
 def test_cli_user_errors_are_one_line(capsys, tmp_path):
-    assert main(["data", "shapes", "--world", "nope", "--out", str(tmp_path)]) == 2
+    assert main(["data", "shapes", "--world", "nope", "--out", str(tmp_path)]) == 1
     assert "unknown shapes world 'nope'" in capsys.readouterr().err
-    assert main(["data", "shapes"]) == 2
-    assert "--out is required" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_:  # a usage error: exit 2 with the command's usage
+        main(["data", "shapes"])
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2
+    assert err.startswith("usage: t2iscale data shapes") and "--out is required" in err

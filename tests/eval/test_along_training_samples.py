@@ -10,7 +10,7 @@ from t2iscale.study.single_run import run_training
 from t2iscale.train.config import validate_config
 from t2iscale.train.jsonl import read_jsonl
 
-SEEDS = [3, 5]
+SEEDS = [3, 5, 7, 11, 13, 17]  # 36 images: FID needs at least as many as its (31-d) features
 PROMPTS = 6  # one per GenEval category (per_category 1)
 
 

@@ -109,3 +109,20 @@ def test_long_captions_are_truncated_with_a_warning(clip_dir):
 def test_bad_model_directory_is_a_user_error(tmp_path):
     with pytest.raises(UserError, match="no config.json"):
         ClipScorer(tmp_path)
+
+
+def test_float_images_in_0_1_score_as_the_same_uint8_images(clip_dir):
+    # Issue 14, item 8: floats in [0, 1] went to the processor as they were and scored 0.0 (0.402 as uint8).
+    scorer = ClipScorer(clip_dir)
+    pictures, captions = images(3), ["a cat", "short", "red"]
+    as_uint8 = scorer.score(pictures, captions)
+    as_float = scorer.score([picture / 255.0 for picture in pictures], captions)
+    as_tensors = scorer.score([torch.from_numpy(p).float() / 255 for p in pictures], captions)
+    assert as_uint8["clip_score"] > 1
+    assert as_float["clip_score"] == pytest.approx(as_uint8["clip_score"], abs=1e-6)
+    assert as_float["image_scores"] == pytest.approx(as_uint8["image_scores"], abs=1e-6)
+    assert as_tensors["clip_score"] == pytest.approx(as_uint8["clip_score"], abs=1e-6)
+    with pytest.raises(UserError, match=r"CLIP score image 1 has float values in \[-1, .*\(x \+ 1\) / 2"):
+        scorer.score([pictures[0] / 255.0, pictures[1] / 127.5 - 1, pictures[2]], captions)
+    with pytest.raises(UserError, match=r"CLIP score image 0 has shape \(3, 40, 36\), channels first"):
+        scorer.score([pictures[0].transpose(2, 0, 1), *pictures[1:]], captions)

@@ -1,5 +1,7 @@
 """FID through torchmetrics with a feature network loaded from a local TorchScript file."""
 
+import warnings
+
 import numpy as np
 import pytest
 import scipy.linalg
@@ -7,7 +9,7 @@ import torch
 from torch import nn
 
 from t2iscale.errors import UserError
-from t2iscale.eval.fid import TorchScriptFeatures, frechet_distance
+from t2iscale.eval.fid import TorchScriptFeatures, frechet_distance, min_images, recommended_images
 
 
 class TinyInceptionLike(nn.Module):
@@ -86,3 +88,99 @@ def test_bad_inputs_are_user_errors(tmp_path):
         frechet_distance(image_set(3, 0, 256, 0), image_set(1, 0, 256, 1), net, progress=False)
     with pytest.raises(UserError, match="at least 2"):
         frechet_distance([], image_set(3, 0, 256, 1), net, progress=False)
+
+
+class MeanColor(nn.Module):
+    """3-d features (the mean of each channel): a feature network small enough for a handful of images."""
+
+    def forward(self, img: torch.Tensor) -> torch.Tensor:
+        return img.float().mean(dim=(2, 3)) / 255  # (N, 3)
+
+
+class CountingFeatures(nn.Module):
+    """Counts the images it embeds (how much work was done before a refusal)."""
+
+    def __init__(self, net):
+        super().__init__()
+        self.net, self.images_seen = net, 0
+
+    def forward(self, img):
+        self.images_seen += img.shape[0]
+        return self.net(img)
+
+
+# -- issue 14, item 8: the image form -------------------------------------------------------------------------
+
+
+def test_float_images_in_0_1_give_the_fid_of_the_same_uint8_images(tmp_path):
+    # Before: floats were cast to uint8 (0 or 1: black) and gave 0.1057 where the uint8 images gave 0.0234.
+    net = TorchScriptFeatures(save_scripted(TinyInceptionLike(), tmp_path / "inception.pt"))
+    real, fake = image_set(40, 0, 256, seed=0), image_set(40, 60, 200, seed=1)
+    as_uint8 = frechet_distance(real, fake, net, progress=False)
+    as_float32 = frechet_distance(
+        [i.astype(np.float32) / 255 for i in real], [i / 255.0 for i in fake], net, progress=False
+    )
+    as_tensors = frechet_distance(
+        [torch.from_numpy(i).float() / 255 for i in real],
+        [torch.from_numpy(i) for i in fake],
+        net,
+        progress=False,
+    )
+    assert as_uint8["fid"] > 1e-3
+    assert as_float32["fid"] == as_uint8["fid"] and as_tensors["fid"] == as_uint8["fid"]
+    # Gray (H, W) images are RGB images with equal channels.
+    gray = [i[:, :, 0] for i in real]
+    assert frechet_distance(gray, fake, net, progress=False)["fid"] == pytest.approx(
+        frechet_distance([np.repeat(g[:, :, None], 3, 2) for g in gray], fake, net, progress=False)["fid"]
+    )
+    # The feature network itself converts a float batch in [0, 1] the same way.
+    batch = torch.from_numpy(np.stack(real[:4])).permute(0, 3, 1, 2)
+    with torch.no_grad():
+        assert torch.equal(net(batch.float() / 255), net(batch))
+
+
+@pytest.mark.parametrize(
+    ("image", "message"),
+    [
+        (np.full((8, 8, 3), -0.5, np.float32), r"float values in \[-0.5, -0.5\].*\(x \+ 1\) / 2"),
+        (np.full((8, 8, 3), 200.0), r"float values in \[200, 200\].*as uint8"),
+        (np.full((8, 8, 3), np.nan), "NaN"),
+        (np.zeros((3, 8, 8), np.uint8), r"shape \(3, 8, 8\), channels first"),
+        (np.zeros((8, 8, 4), np.uint8), r"shape \(8, 8, 4\)"),
+        (np.full((8, 8, 3), 300, np.int64), r"int64 values in \[300, 300\]"),
+        (np.zeros((8, 8, 3), bool), "dtype bool"),
+        (np.zeros((0, 8, 3), np.uint8), "empty"),
+    ],
+)
+def test_ambiguous_images_are_refused_in_one_line(tmp_path, image, message):
+    net = MeanColor()
+    good = image_set(4, 0, 256, seed=0, size=(8, 8))
+    with pytest.raises(UserError, match="FID generated image 2 .*" + message):
+        frechet_distance(good, [good[0], good[1], image, good[3]], net, progress=False)
+
+
+# -- issue 14, item 9: how many images ------------------------------------------------------------------------
+
+
+def test_fid_refuses_fewer_images_than_feature_dimensions_and_warns_below_the_recommended_n(tmp_path):
+    assert (min_images(2048), recommended_images(2048)) == (2048, 10_000)  # Inception; TTUR's 10,000
+    net = TorchScriptFeatures(save_scripted(TinyInceptionLike(), tmp_path / "inception.pt"))  # 8-d
+    assert (min_images(8), recommended_images(8)) == (8, 40)
+    # Before: 2 vs 2 images against 8-d (or 2,048-d) features gave a number, and no warning.
+    with pytest.raises(UserError, match=r"at least 8 reference and 8 generated images.*8-d.*got 2 and 2"):
+        frechet_distance(image_set(2, 0, 256, 0), image_set(2, 0, 256, 1), net, progress=False)
+    counting = CountingFeatures(net)
+    with pytest.raises(UserError, match="got 9 and 7"):  # sized inputs: refused after one probe image
+        frechet_distance(image_set(9, 0, 256, 0), image_set(7, 0, 256, 1), counting, progress=False)
+    assert counting.images_seen == 1
+    with pytest.raises(UserError, match="got 7 and 9"):  # unsized inputs: refused once counted
+        frechet_distance(iter(image_set(7, 0, 256, 0)), iter(image_set(9, 0, 256, 1)), net, progress=False)
+
+    with pytest.warns(UserWarning, match=r"FID from 8 generated and 12 reference images.*40 per set"):
+        small = frechet_distance(image_set(12, 0, 256, 0), image_set(8, 0, 256, 1), net, progress=False)
+    assert (small["n_reference"], small["n_generated"], small["n_features"]) == (12, 8, 8)
+    assert (small["min_images"], small["recommended_images"]) == (8, 40) and "40 per set" in small["warning"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        enough = frechet_distance(image_set(40, 0, 256, 0), image_set(40, 0, 256, 1), net, progress=False)
+    assert "warning" not in enough and (enough["n_reference"], enough["n_generated"]) == (40, 40)

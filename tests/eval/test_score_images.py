@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 from test_clip_score import save_tiny_clip
-from test_fid_local import PlainFeatures, save_scripted
+from test_fid_local import MeanColor, PlainFeatures, save_scripted
 from test_vqa_blip import save_tiny_blip
 
 from t2iscale.cli import main
@@ -124,7 +124,8 @@ def test_cli_end_to_end_with_local_blip_clip_and_inception(run_folder, capsys):
     save_tiny_blip(run_folder / "blip")
     save_tiny_clip(run_folder / "clip")
     torch.manual_seed(0)
-    save_scripted(PlainFeatures(), run_folder / "features.pt")
+    # 3-d features: FID needs at least as many images per set as feature dimensions, and this run has 4.
+    save_scripted(MeanColor(), run_folder / "features.pt")
     out = run_folder / "scores"
     code = main(
         [
@@ -151,6 +152,7 @@ def test_cli_end_to_end_with_local_blip_clip_and_inception(run_folder, capsys):
     assert code == 0
     printed = capsys.readouterr().out
     assert "TIFA " in printed and "CLIP score " in printed and "FID " in printed
+    assert "(4 generated vs 4 reference images)" in printed  # every FID shown with its N
     tifa = json.loads((out / "eval" / "tifa.json").read_text())
     assert 0 <= tifa["score"] <= 1 and tifa["n_images"] == 4 and "BlipVQA" in tifa["vqa_backend"]
     clip = json.loads((out / "eval" / "clip.json").read_text())
@@ -158,11 +160,28 @@ def test_cli_end_to_end_with_local_blip_clip_and_inception(run_folder, capsys):
     fid = json.loads((out / "eval" / "fid.json").read_text())
     assert fid["n_reference"] == 4 and fid["n_generated"] == 4 and "4 images under" in fid["reference"]
     assert fid["fid"] > 0.01  # bright generated vs dark reference images
+    assert fid["n_features"] == 3 and fid["recommended_images"] == 15 and "15 per set" in fid["warning"]
+
+
+def test_fid_on_fewer_images_than_feature_dimensions_is_refused(run_folder):
+    # Issue 14, item 9: 4 vs 4 images against 6-d features (2,048-d for Inception) are too few for FID.
+    save_scripted(PlainFeatures(), run_folder / "features.pt")
+    with pytest.raises(
+        UserError, match=r"FID needs at least 6 reference and 6 generated images.*got 4 and 4"
+    ):
+        score_images(
+            run_folder / "manifest.jsonl",
+            "fid",
+            inception=run_folder / "features.pt",
+            reference_images=run_folder / "reference",
+            progress=False,
+        )
+    assert not (run_folder / "eval").exists()
 
 
 def test_cli_reports_user_errors_on_one_line(run_folder, capsys):
     (run_folder / "manifest.jsonl").write_text('{"prompt_id": "p1", "seed": 0}\n')
     code = main(["eval", "score", "--manifest", str(run_folder / "manifest.jsonl"), "--questions", "q.json"])
-    assert code == 2
+    assert code == 1
     error = capsys.readouterr().err.strip()
     assert "\n" not in error and "manifest.jsonl:1: missing key 'path'" in error

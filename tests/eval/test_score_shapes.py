@@ -15,12 +15,12 @@ RESOLUTION = 32
 PER_CATEGORY = 1
 
 
-def write_run(folder, make_image, per_category=PER_CATEGORY):
+def write_run(folder, make_image, per_category=PER_CATEGORY, seeds=(0, 1)):
     """A manifest over the tiny world's v1 prompt set (1 prompt per category, 2 seeds) and its images."""
     world = resolve_world("tiny")
     entries = []
     for prompt in eval_prompt_set(world, "v1", per_category=per_category).prompts:
-        for seed in (0, 1):
+        for seed in seeds:
             path = f"images/{prompt.id}_{seed}.png"
             save_image(folder / path, make_image(world, prompt, seed))
             entries.append(ManifestEntry(prompt.id, seed, path, caption=prompt.caption))
@@ -45,9 +45,9 @@ def shapes_args(manifest):
 
 def test_cli_on_ground_truth_renders(tmp_path, capsys):
     manifest = write_run(tmp_path, ground_truth)
-    assert main(["eval", "score", *shapes_args(manifest), "--metrics", "tifa,oracle_fid"]) == 0
+    assert main(["eval", "score", *shapes_args(manifest), "--metrics", "tifa"]) == 0
     printed = capsys.readouterr().out
-    assert "TIFA 1.0000" in printed and "oracle FID" in printed
+    assert "TIFA 1.0000" in printed
     tifa = json.loads((tmp_path / "eval" / "tifa.json").read_text())
     assert tifa["score"] == 1.0 and tifa["n_prompts"] == 6 and tifa["n_images"] == 12
     # every image right: the interval over the prompts has no width
@@ -62,14 +62,21 @@ def test_cli_on_ground_truth_renders(tmp_path, capsys):
         "color_attr",
     }
     assert tifa["vqa_backend"].startswith("shapes-oracle") and "v1" in tifa["questions"]
-    fid = json.loads((tmp_path / "eval" / "oracle_fid.json").read_text())
+
+    # The oracle FID: 12 images are fewer than the tiny world's 31 oracle features (issue 14, item 9); 36 are not.
+    assert main(["eval", "score", *shapes_args(manifest), "--metrics", "oracle_fid"]) != 0
+    assert "at least 31 reference and 31 generated images" in capsys.readouterr().err
+    manifest = write_run(tmp_path / "more", ground_truth, seeds=range(6))
+    assert main(["eval", "score", *shapes_args(manifest), "--metrics", "oracle_fid"]) == 0
+    assert "oracle FID 0.0000 (36 generated vs 36 reference images)" in capsys.readouterr().out
+    fid = json.loads((tmp_path / "more" / "eval" / "oracle_fid.json").read_text())
     assert "ground-truth renders" in fid["reference"]  # the output says what the reference is
     assert fid["fid"] == pytest.approx(0.0, abs=1e-4)  # the references are these very images
-    assert fid["n_reference"] == fid["n_generated"] == 12
+    assert fid["n_reference"] == fid["n_generated"] == 36
 
 
 def test_noise_scores_near_chance_and_far_in_oracle_features(tmp_path):
-    manifest = write_run(tmp_path, noise)
+    manifest = write_run(tmp_path, noise, seeds=range(6))  # 36 images: more than the 31 oracle features
     results = score_images(
         manifest,
         "tifa,oracle_fid",

@@ -104,7 +104,8 @@ def test_compute_law_or_the_reason_it_cannot_be_fitted(page):
     text = page_text(page)
     fitted = "S = " in text and "·C^" in text and "95% CI" in text and "Intervals: t interval" in text
     # two configurations: too few for a law's interval, and the page says so
-    assert fitted or "Cannot fit the power law on 3 Pareto-frontier points (of 6) on C" in text
+    # (which evaluations of two 6-step models lie on the frontier, 2 or 3 of 6, is chance)
+    assert fitted or re.search(r"Cannot fit the power law on [23] Pareto-frontier points \(of 6\) on C", text)
     # the frontier points are listed with their intervals either way
     frontier = [row for row in page.rows if len(row) == 5 and row[3] == "1" and INTERVAL.fullmatch(row[4])]
     assert frontier, page.rows

@@ -27,7 +27,7 @@ def test_report_command_default_output(tiny_study, capsys):
 
 def test_report_command_errors_are_one_line(tmp_path, capsys):
     study = register_only(tmp_path / "study")
-    assert main(["report", "--study", str(study), "--quiet"]) == 2
+    assert main(["report", "--study", str(study), "--quiet"]) == 1
     error = capsys.readouterr().err.strip()
     assert error.startswith("t2iscale: error: study") and "has no evaluations yet" in error
     assert "\n" not in error

@@ -134,7 +134,7 @@ def test_predict_text_flags_extrapolation(capsys, points_file):
 
 
 def test_predict_outside_the_metric_range_is_refused(capsys, points_file):
-    assert main(["predict", "--points", str(points_file), "--x", "compute", "--at", "1e40"]) == 2
+    assert main(["predict", "--points", str(points_file), "--x", "compute", "--at", "1e40"]) == 1
     err = capsys.readouterr().err
     assert "outside the metric's range [0, 1]" in err and err.count("\n") == 1
 
@@ -153,18 +153,18 @@ def test_correlate_json(capsys, points_file):
 
 
 def test_errors_are_one_line(capsys, tmp_path, points_file):
-    assert main(["fit", "--points", str(tmp_path / "missing.json"), "--x", "compute"]) == 2
+    assert main(["fit", "--points", str(tmp_path / "missing.json"), "--x", "compute"]) == 1
     err = capsys.readouterr().err
     assert err.startswith("t2iscale: error: ") and "missing.json: no such points file" in err
     assert err.count("\n") == 1
-    assert main(["fit", "--points", str(points_file), "--x", "compute", "--metric", "fid"]) == 2
+    assert main(["fit", "--points", str(points_file), "--x", "compute", "--metric", "fid"]) == 1
     assert "no curves for metric 'fid'" in capsys.readouterr().err
-    assert main(["predict", "--points", str(points_file), "--x", "compute", "--at", "-1"]) == 2
+    assert main(["predict", "--points", str(points_file), "--x", "compute", "--at", "-1"]) == 1
     assert "--at must be a finite positive X" in capsys.readouterr().err
     # the params envelope of 3 model sizes has 3 points: too few for 3 parameters, and the error says where from
     assert (
         main(["fit", "--points", str(points_file), "--x", "params", "--form", "saturating", "--frontier"])
-        == 2
+        == 1
     )
     err = capsys.readouterr().err
     assert "saturating law on 3 Pareto-frontier points (of 9) on N: a saturating law" in err
@@ -204,7 +204,7 @@ def test_points_outside_the_metric_range_are_refused(capsys, tmp_path, study_cur
         for i, curve in enumerate(study_curves)
     ]
     path = save_points(tmp_path / "points.json", curves)
-    assert main(["fit", "--points", str(path), "--x", "params"]) == 2
+    assert main(["fit", "--points", str(path), "--x", "params"]) == 1
     err = capsys.readouterr().err
     assert f"run {study_curves[4].run_id!r} has TIFA" in err and "outside the metric's range [0, 1]" in err
 

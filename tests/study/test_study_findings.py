@@ -102,7 +102,7 @@ def test_compare_errors_are_one_line(study, capsys):
         (["--by", "scaling"], "factor 'scaling' needs two SDXL ladders through one reference backbone"),
         (["--by", "backbone", "--metric", "oracle_fid"], "a set statistic has no per-image scores to pair"),
     ):
-        assert main(["compare", "--study", str(study), *arguments]) == 2
+        assert main(["compare", "--study", str(study), *arguments]) == 1
         err = capsys.readouterr().err
         assert message in err and err.count("\n") == 1, err
 
@@ -141,7 +141,7 @@ def test_predict_flags_extrapolation_both_ways_and_shows_chance_as_a_reference(s
     assert "(of the law's value there, not of one new run)" in out
     assert "x below the smallest fitted N (3.869e+05)" in out
     assert "reference: chance level 0." in out and "a reference line, not a bound" in out
-    assert main(["predict", "--study", str(study), "--x", "params", "--at", "1e30"]) == 2
+    assert main(["predict", "--study", str(study), "--x", "params", "--at", "1e30"]) == 1
     err = capsys.readouterr().err
     assert "outside the metric's range [0, 1]" in err and "fitted on X from 3.869e+05 to 1.512e+06" in err
 
@@ -167,7 +167,7 @@ def test_runs_without_evaluations_are_left_out_and_listed(study, tmp_path, capsy
         2,
     ]  # the untrained backbone is not in the arm
     # an arm with no evaluated run at all is an error that names it
-    assert main(["compare", "--study", str(extended), "--by", "backbone"]) == 2
+    assert main(["compare", "--study", str(extended), "--by", "backbone"]) == 1
     assert (
         "arm 'sdxl-c8-td1_2' of factor 'backbone' has no run with an evaluation of 'tifa'"
         in capsys.readouterr().err
@@ -177,5 +177,5 @@ def test_runs_without_evaluations_are_left_out_and_listed(study, tmp_path, capsy
 
 
 def test_an_unknown_metric_names_the_studys_metrics(study, capsys):
-    assert main(["compare", "--study", str(study), "--by", "backbone", "--metric", "clip"]) == 2
+    assert main(["compare", "--study", str(study), "--by", "backbone", "--metric", "clip"]) == 1
     assert "no evaluation of metric 'clip' (its metrics: tifa)" in capsys.readouterr().err

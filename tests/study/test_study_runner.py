@@ -214,7 +214,7 @@ def test_reading_a_folder_that_is_not_a_study_names_it(tmp_path):
     for read in (load_runs, load_curves, study_metrics):
         with pytest.raises(UserError, match=f"{tmp_path} is not a study folder"):
             read(tmp_path)
-    assert main(["study", "status", str(tmp_path / "nowhere")]) == 2
+    assert main(["study", "status", str(tmp_path / "nowhere")]) == 1
 
 
 def test_importing_results_is_idempotent_and_a_non_finite_value_is_no_point(tmp_path):

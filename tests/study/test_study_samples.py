@@ -6,7 +6,7 @@ from t2iscale.findings.curves import load_curves
 from t2iscale.study.registry import StudyRegistry
 from t2iscale.study.runner import run_study
 
-SEEDS = [0, 2]
+SEEDS = [0, 2, 4, 6, 8, 10]  # 36 images: oracle FID needs more than its 31 feature dimensions
 PROMPTS = 6  # one per GenEval category (per_category 1)
 
 

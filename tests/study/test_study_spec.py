@@ -139,3 +139,37 @@ def test_every_preset_validates_builds_every_config_and_accounts_every_backbone(
         script = executor._executor._make_submission_file_text("python -m submitit.core._submit x", "uid")
         assert f"#SBATCH --nodes={spec.executor.nodes}" in script
         assert f"#SBATCH --gpus-per-node={spec.executor.gpus_per_node}" in script
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (
+            lambda s, tmp: s["grid"].update(backbones=["sdxl-c8-td1_1", "pixart-h40-d2"]),
+            r"run pixart-h40-d2\.n64\.mix\.s0: base\.model\.backbone: .*must be a multiple of 16",
+        ),
+        (
+            lambda s, tmp: s["base"]["recipe"].update(objective="foo"),
+            r"run sdxl-c8-td1_1\.n64\.mix\.s0: base\.recipe\.objective: Input should be 'ddpm-eps'",
+        ),
+        (
+            lambda s, tmp: s["base"]["eval"].update(metrics=["tifo"]),
+            r"run sdxl-c8-td1_1\.n64\.mix\.s0: base\.eval\.metrics\.0: Input should be 'tifa'",
+        ),
+    ],
+    ids=["impossible-size", "objective", "metric"],
+)
+def test_a_studys_dry_run_catches_what_would_fail_a_run_before_any_folder_exists(
+    tmp_path, capsys, change, message
+):
+    """Issue 14, item 6: the errors `t2iscale train` refuses at its edge, for every run of the grid."""
+    import re
+
+    from t2iscale.cli import main
+
+    spec = tiny_spec()
+    change(spec, tmp_path)
+    spec_file = write_spec_toml(tmp_path / "study.toml", spec)
+    assert main(["study", "run", str(spec_file), "--dir", str(tmp_path / "study"), "--dry-run"]) != 0
+    assert re.search(message, capsys.readouterr().err)
+    assert not (tmp_path / "study").exists()

@@ -69,17 +69,33 @@ def test_compare_prints_ratios_and_percent_change(capsys):
     [
         (["sdxl-td4-4"], "unknown zoo name 'sdxl-td4-4'"),
         (["compare", "sdxl", "sd2x"], "closest known names: sd2"),
-        (["compare", "sdxl"], "exactly two names"),
         (["--filter", "nothing*"], "no zoo name matches"),
         (["--resolution", "100"], "latent_factor"),
-        (["--resolution", "264", "pixart-h32-d2"], "pixart"),
+        (["--resolution", "264", "--filter", "pixart", "pixart-h32-d2"], "pixart"),
+        (["--resolution", "264", "--filter", "if-xl"], "'if-xl-c512': the IF layout needs an input grid"),
     ],
 )
 def test_bad_input_is_one_clear_line(capsys, argv, message):
     code, out, err = run(capsys, *argv)
-    assert code == 2
+    assert code == 1  # a runtime error (issue 14, item 12); usage errors exit 2
     assert out == ""
     assert err.count("\n") == 1 and message in err
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--filtr", "sdxl*"], "unrecognized arguments: --filtr"),
+        (["compare", "sdxl"], "exactly two names"),
+    ],
+)
+def test_usage_errors_exit_2_with_the_zoo_usage(capsys, argv, message):
+    with pytest.raises(SystemExit) as exit_:
+        main(["zoo", *argv])
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2
+    assert err.startswith("usage: t2iscale zoo [options] [NAME ...]")  # was t2iscale's usage
+    assert f"t2iscale zoo: error: {message}" in err or message in err.splitlines()[-1]
 
 
 def test_help_shows_both_forms_and_defaults(capsys):

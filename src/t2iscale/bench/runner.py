@@ -12,7 +12,6 @@ import platform
 from collections.abc import Callable, Iterator
 
 import torch
-from tqdm.auto import tqdm
 
 from t2iscale.bench import stock, toolkit
 from t2iscale.bench.memory import PeakMemory
@@ -30,6 +29,7 @@ from t2iscale.bench.results import (
 from t2iscale.bench.timing import time_calls
 from t2iscale.bench.workload import Workload, random_workload
 from t2iscale.errors import UserError
+from t2iscale.progress import progress_bar
 from t2iscale.train.device import peak_tflops
 from t2iscale.zoo.accounting import Accounting, account
 from t2iscale.zoo.setting import Setting
@@ -230,7 +230,9 @@ def run_benchmark(options: BenchOptions, progress: bool = True) -> BenchReport:
         for measure in options.measures
         for impl in ((TOOLKIT, STOCK) if options.with_stock(measure) else (TOOLKIT,))
     ]
-    bar = tqdm(total=len(groups) * len(options.batch_sizes), desc="bench", unit="run", disable=not progress)
+    bar = progress_bar(
+        total=len(groups) * len(options.batch_sizes), enabled=progress, desc="bench", unit="run"
+    )
     measurements: list[Measurement] = []
     for setting, name, measure, impl in groups:
         bar.set_description(f"bench {measure} {impl} {name} {setting.resolution}px")

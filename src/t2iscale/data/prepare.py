@@ -43,6 +43,7 @@ from t2iscale.data.webdataset_reader import (
     subset_key,
 )
 from t2iscale.errors import UserError
+from t2iscale.progress import progress_bar
 from t2iscale.strict import Strict
 
 log = logging.getLogger(__name__)
@@ -189,9 +190,11 @@ def write_prepared_shard(out: Path, shard_index: int, samples: list[EncodedSampl
 
 
 def prepare(config: PrepareConfig) -> PreparedMeta:
-    """Run (or finish, or skip) one preparation; returns the metadata written to prepared.json."""
-    from tqdm import tqdm
+    """Run (or finish, or skip) one preparation; returns the metadata written to prepared.json.
 
+    Bad and lost samples (`WebDatasetReader`: unreadable samples, samples lost in truncated shards) count
+    against `max_bad_fraction`; prepared.json's `counters` records them by reason and by shard.
+    """
     from t2iscale.data.vae import LatentVAE
     from t2iscale.text import load_text_encoder
 
@@ -240,8 +243,8 @@ def prepare(config: PrepareConfig) -> PreparedMeta:
         progress=config.progress,
     )
     total = config.size if config.size is not None else None
-    progress = tqdm(
-        total=total, initial=state.samples_done, unit="img", desc="preparing", disable=not config.progress
+    progress = progress_bar(
+        enabled=config.progress, total=total, initial=state.samples_done, unit="img", desc="preparing"
     )
 
     def encode_batch(batch: list[tuple[RawSample, dict]]) -> list[EncodedSample]:

@@ -64,6 +64,7 @@ def handle_prepare(args) -> int:
     from pydantic import ValidationError
 
     from t2iscale.data.prepare import PrepareConfig, prepare
+    from t2iscale.data.webdataset_reader import DataCounters
     from t2iscale.errors import UserError
     from t2iscale.strict import validation_problems
 
@@ -98,4 +99,11 @@ def handle_prepare(args) -> int:
         f"prepared {meta.count} samples in {len(meta.shards)} shards into {args.out} "
         f"(latents {tuple(meta.latent_shape)}, text {meta.text_length} x {meta.text_dim})"
     )
+    counters = DataCounters.from_json(meta.counters)
+    problems = counters.shard_problems()
+    if counters.bad_total or problems:
+        # What was skipped or lost, shard by shard (within --max-bad-fraction, or prepare would have stopped).
+        print(f"bad data: {counters.headline()}")
+        for line in problems:
+            print(f"  {line}")
     return 0

@@ -6,7 +6,6 @@ import json
 from pathlib import Path
 
 from t2iscale.data.caption_policy import CAPTION_POLICIES
-from t2iscale.errors import UserError
 
 
 def register(subparsers):
@@ -56,7 +55,7 @@ def handle(args) -> int:
     if not args.out:
         if args.eval_prompts:
             return 0
-        raise UserError("--out is required (the directory to write shards to), unless --bench")
+        args.command_parser.error("--out is required (the directory to write shards to), unless --bench")
 
     from t2iscale.data.shapes.dataset import ShapesDataset
     from t2iscale.data.shapes.shards import write_shards

@@ -18,9 +18,20 @@ counted, so a size-N set can be a little smaller than N; it is still nested. Key
 shards (webdataset's convention).
 
 Bad data. An unreadable image, a sample without image or alt-text, unreadable JSON, a sample without the
-synthetic captions a policy needs, or a truncated / corrupt shard (the rest of the shard is lost; counted
-once) is skipped, logged and counted by reason in `reader.counters` (for the training metrics). When the bad
-fraction passes `max_bad_fraction` (checked once `min_samples_for_check` samples were seen, and at the end)
+synthetic captions a policy needs, or a sample with a member name stored twice (`000123.txt` twice: which one
+is its caption?) is skipped, logged and counted by reason in `reader.counters` (for the training metrics).
+Damage to the tar itself is read past where the format allows it: a damaged header is stepped over to the next
+valid one (tar headers are 512-byte blocks with a checksum; tarfile's `ignore_zeros` resyncs there), and the
+samples it broke show up as bad samples (a sample without its image, say). Where the rest of a shard cannot be
+read (a truncated shard: the archive ends inside a member or without its end-of-archive blocks, which tarfile
+itself would take as a clean end), the samples lost are counted as samples, reason `corrupt_shard`, so the
+bad fraction sees them: the shard's expected count minus the samples read before the damage (and at least the
+sample it cut). The expected count is exact where img2dataset's `{shard}_stats.json` ("successes") sits next to
+the shard; otherwise it is estimated as the median count of the shards read intact in this pass (writers fill
+every shard but the last to the same count), revised as more intact shards are read; with neither, only the cut
+sample is counted and the summary says the loss is unknown. With `size`, a loss counts in proportion to the
+subset's share of the pool. `counters.summary()` names each shard with bad samples and what it lost. When the
+bad fraction passes `max_bad_fraction` (checked once `min_samples_for_check` samples were seen, and at the end)
 the reader stops with a `UserError` that names the shard and the key.
 """
 
@@ -31,12 +42,15 @@ import hashlib
 import io
 import json
 import logging
+import math
 import random
+import statistics
 import tarfile
 import zlib
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
@@ -45,6 +59,7 @@ from PIL import Image, ImageOps
 
 from t2iscale.data.caption_policy import choose_caption, needs_synthetic
 from t2iscale.errors import UserError
+from t2iscale.progress import progress_bar
 
 log = logging.getLogger(__name__)
 
@@ -61,8 +76,11 @@ BAD_REASONS = (
     "missing_caption",
     "bad_json",
     "missing_synthetic_captions",
-    "corrupt_shard",
+    "duplicate_member",
+    "corrupt_shard",  # samples lost where a shard could not be read to its end
 )
+# img2dataset writes `00000_stats.json` next to `00000.tar`; "successes" is the number of samples in the tar.
+STATS_SUFFIX = "_stats.json"
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -104,14 +122,148 @@ def _is_local(url: str) -> bool:
 @contextlib.contextmanager
 def _open_tar_headers(url: str):
     """A tar whose members can be listed: local files seek over the data, other URLs are streamed."""
+    # Damaged headers are stepped over to the next valid one, as the reading pass does (`_TarMembers`).
+    options = {"ignore_zeros": True, "tarinfo": _recording_tarinfo([])}
     if _is_local(url):
-        with tarfile.open(url.removeprefix("file:"), mode="r:*") as archive:
+        with tarfile.open(url.removeprefix("file:"), mode="r:*", **options) as archive:
             yield archive
         return
     from webdataset.gopen import gopen
 
-    with gopen(url) as stream, tarfile.open(fileobj=stream, mode="r|*") as archive:
+    with gopen(url) as stream, tarfile.open(fileobj=stream, mode="r|*", **options) as archive:
         yield archive
+
+
+def _sample_key(name: str) -> str | None:
+    """The sample key of a tar member name (webdataset's rule: all extensions split off); None for metadata."""
+    from webdataset.tariterators import base_plus_ext
+
+    prefix, _ = base_plus_ext(name)
+    return None if prefix is None or prefix.startswith("__") else prefix
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Reading one shard: tar members -> grouped samples, damage found and located
+
+
+class ShardDamage(Exception):
+    """The rest of a shard cannot be read. `partial`: a sample was cut (some of its members were read)."""
+
+    def __init__(self, problem: str, partial: bool = False):
+        super().__init__(problem)
+        self.problem, self.partial = problem, partial
+
+
+def _recording_tarinfo(events: list[tuple[int, str]]) -> type[tarfile.TarInfo]:
+    """A TarInfo class that records every header block tarfile could not read, as (offset, error class).
+
+    tarfile ends the member loop quietly at a truncated header or at the end of the data, exactly as at a real
+    end of archive; these records tell the two apart (a complete archive ends with zero blocks). A damaged
+    header after a pax or GNU long-name header (every member of a webdataset-written shard has a pax header)
+    becomes an invalid header, which `ignore_zeros` steps over, instead of tarfile's end of the whole archive.
+    """
+
+    class RecordingTarInfo(tarfile.TarInfo):
+        depth = 0  # 2 while reading the header that follows a pax / long-name header
+
+        @classmethod
+        def fromtarfile(cls, archive):
+            offset = archive.offset
+            cls.depth += 1
+            try:
+                return super().fromtarfile(archive)
+            except tarfile.SubsequentHeaderError as error:
+                events.append((offset, "InvalidHeaderError"))
+                raise tarfile.InvalidHeaderError(str(error)) from error
+            except tarfile.HeaderError as error:
+                if cls.depth == 1:
+                    events.append((offset, type(error).__name__))
+                raise
+            finally:
+                cls.depth -= 1
+
+    return RecordingTarInfo
+
+
+class _TarMembers:
+    """Iterates (name, data) of a tar stream's regular members, in order.
+
+    Damaged headers are stepped over (`skipped`: the byte offset of each damaged place); an archive that stops
+    early (truncated inside a member, or without end-of-archive blocks) raises `ShardDamage` where it stops.
+    """
+
+    def __init__(self, stream):
+        self.stream = stream
+        self.skipped: list[int] = []
+
+    def __iter__(self) -> Iterator[tuple[str, bytes]]:
+        events: list[tuple[int, str]] = []
+        last_header = -1
+        try:
+            tarinfo = _recording_tarinfo(events)
+            with tarfile.open(fileobj=self.stream, mode="r|*", ignore_zeros=True, tarinfo=tarinfo) as archive:
+                for member in archive:
+                    last_header = member.offset
+                    if member.isreg():
+                        yield member.name, archive.extractfile(member).read()
+                    archive.members = []  # stream mode keeps every TarInfo otherwise
+        except SHARD_ERRORS as error:
+            raise ShardDamage(f"unreadable from here on ({_describe_error(error)})") from error
+        previous = None
+        for offset, kind in events:
+            # tarfile steps 512 bytes per unreadable block: a run of them is one damaged place.
+            if kind == "InvalidHeaderError" and previous != offset - 512:
+                self.skipped.append(offset)
+            previous = offset if kind == "InvalidHeaderError" else None
+        if not any(kind == "EOFHeaderError" and offset > last_header for offset, kind in events):
+            end = max((offset for offset, _ in events), default=0)
+            raise ShardDamage(f"truncated: the archive stops at byte {end} without its end-of-archive blocks")
+
+
+def _describe_error(error: BaseException) -> str:
+    detail = str(error.args[0]) if error.args else ""
+    return f"{type(error).__name__}: {detail}" if detail else type(error).__name__
+
+
+def _grouped_samples(members: Iterable[tuple[str, bytes]]) -> Iterator[dict]:
+    """Consecutive members with one key -> {"__key__": key, ext: data, ...} (webdataset's grouping).
+
+    Unlike `webdataset.tariterators.group_by_keys`, which stops the whole shard at a member name stored twice, the
+    sample gets `"__duplicates__"` (its names stored twice) and reading goes on with the next sample.
+    """
+    current: dict | None = None
+    try:
+        for name, data in members:
+            prefix = _sample_key(name)
+            if prefix is None:
+                continue
+            suffix = name[len(prefix) + 1 :].lower()
+            if current is None or prefix != current["__key__"]:
+                if current is not None:
+                    yield current
+                current = {"__key__": prefix}
+            if suffix in current:
+                current.setdefault("__duplicates__", []).append(name)
+            else:
+                current[suffix] = data
+    except ShardDamage as damage:
+        damage.partial = current is not None  # the sample being read when the shard broke is cut
+        raise
+    if current is not None:
+        yield current
+
+
+def img2dataset_count(url: str) -> int | None:
+    """The sample count img2dataset recorded for a local shard (`{shard}_stats.json`: "successes"), if any."""
+    if not _is_local(url):
+        return None
+    path = Path(url.removeprefix("file:"))
+    stats = path.with_name(path.name.split(".", 1)[0] + STATS_SUFFIX)
+    try:
+        count = json.loads(stats.read_text()).get("successes")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return count if isinstance(count, int) and not isinstance(count, bool) and count >= 0 else None
 
 
 @dataclass
@@ -123,17 +275,14 @@ class ShardIndex:
 
     @classmethod
     def build(cls, urls: Sequence[str], progress: bool = True) -> ShardIndex:
-        from tqdm import tqdm
-        from webdataset.tariterators import base_plus_ext
-
         all_keys = []
-        for url in tqdm(urls, desc="indexing shards", unit="shard", disable=not progress):
+        for url in progress_bar(urls, enabled=progress, desc="indexing shards", unit="shard"):
             keys: dict[str, None] = {}
             try:
                 with _open_tar_headers(url) as archive:
                     for member in archive:
-                        prefix, _ = base_plus_ext(member.name)
-                        if member.isreg() and prefix is not None and not prefix.startswith("__"):
+                        prefix = _sample_key(member.name)
+                        if member.isreg() and prefix is not None:
                             keys.setdefault(prefix)
             except SHARD_ERRORS as error:
                 # The reading pass counts the corrupt shard; the index keeps the keys before the damage.
@@ -168,12 +317,21 @@ class ShardIndex:
 
 @dataclass
 class DataCounters:
-    """Good samples and bad ones by reason; `as_metrics()` is what the training loop logs."""
+    """Good samples and bad ones by reason; `as_metrics()` is what the training loop logs.
+
+    `bad["corrupt_shard"]`, `bad_by_shard` and `reasons_by_shard` (per shard, by reason) include the samples
+    lost in damaged shards; `damaged` says per shard what broke, the samples read before it, the count the
+    shard should hold and on what basis, and the samples lost. `intact_shards` holds the sample count of every
+    shard read to its end, the basis of those estimates.
+    """
 
     good: int = 0
     bad: Counter = field(default_factory=Counter)
     last_bad: tuple[str, str] | None = None  # (shard, key) of the latest bad sample
     bad_by_shard: Counter = field(default_factory=Counter)
+    reasons_by_shard: dict[str, Counter] = field(default_factory=dict)
+    intact_shards: dict[str, int] = field(default_factory=dict)
+    damaged: dict[str, dict] = field(default_factory=dict)
 
     @property
     def bad_total(self) -> int:
@@ -193,15 +351,63 @@ class DataCounters:
         return metrics
 
     def to_json(self) -> dict:
-        return {"good": self.good, "bad": dict(self.bad), "bad_by_shard": dict(self.bad_by_shard)}
+        return {
+            "good": self.good,
+            "bad": dict(self.bad),
+            "bad_by_shard": dict(self.bad_by_shard),
+            "reasons_by_shard": {url: dict(reasons) for url, reasons in self.reasons_by_shard.items()},
+            "intact_shards": dict(self.intact_shards),
+            "damaged": {url: dict(record) for url, record in self.damaged.items()},
+        }
 
     @classmethod
     def from_json(cls, data: dict) -> DataCounters:
-        return cls(good=data["good"], bad=Counter(data["bad"]), bad_by_shard=Counter(data["bad_by_shard"]))
+        return cls(
+            good=data["good"],
+            bad=Counter(data["bad"]),
+            bad_by_shard=Counter(data["bad_by_shard"]),
+            reasons_by_shard={url: Counter(r) for url, r in data.get("reasons_by_shard", {}).items()},
+            intact_shards=dict(data.get("intact_shards", {})),
+            damaged={url: dict(record) for url, record in data.get("damaged", {}).items()},
+        )
+
+    def shard_problems(self) -> list[str]:
+        """One line per shard with bad samples or damage: its bad samples by reason, what broke, what was lost."""
+        lines = []
+        for url in sorted(set(self.bad_by_shard) | set(self.damaged)):
+            reasons = self.reasons_by_shard.get(url, Counter())
+            parts = [f"{reason}={count}" for reason, count in sorted(reasons.items()) if count]
+            parts = [part for part in parts if not part.startswith("corrupt_shard=")]
+            if url in self.damaged:
+                parts.append(_damage_text(self.damaged[url]))
+            if parts:
+                lines.append(f"shard {url!r}: " + ", ".join(parts))
+        return lines
+
+    def headline(self) -> str:
+        """'N bad of M samples (x%): reason=count, ...'."""
+        reasons = ", ".join(f"{reason}={count}" for reason, count in sorted(self.bad.items()) if count)
+        text = f"{self.bad_total} bad of {self.seen} samples ({self.bad_fraction:.2%})"
+        return text + (f": {reasons}" if reasons else "")
 
     def summary(self) -> str:
-        reasons = ", ".join(f"{reason}={count}" for reason, count in sorted(self.bad.items()) if count)
-        return f"{self.bad_total} bad of {self.seen} samples ({self.bad_fraction:.2%}): {reasons}"
+        """The headline, then each shard with bad samples and what it lost (one line, for logs and errors)."""
+        return "; ".join([self.headline(), *self.shard_problems()])
+
+
+def _damage_text(damage: dict) -> str:
+    """What broke in a shard and what it cost, for the summary."""
+    if not damage["truncated"]:
+        text = f"{damage['problem']}; any sample they broke is counted as a bad sample"
+        if damage["lost"]:
+            text += f"; {damage['lost']} more sample(s) missing of {damage['expected']} ({damage['basis']})"
+        return text
+    if damage["expected"] is None:
+        counted = "the one cut" if damage["partial"] else "none was cut"
+        loss = f"{damage['lost']} sample(s) counted as lost ({counted}); the true loss is unknown, with {damage['basis']}"
+    else:
+        loss = f"{damage['lost']} sample(s) lost of {damage['expected']} ({damage['basis']})"
+    return f"{damage['problem']} ({damage['read']} samples read): {loss}"
 
 
 class BadDataLimit:
@@ -218,10 +424,47 @@ class BadDataLimit:
         assert reason in BAD_REASONS, reason
         self.counters.bad[reason] += 1
         self.counters.bad_by_shard[url] += 1
+        self.counters.reasons_by_shard.setdefault(url, Counter())[reason] += 1
         self.counters.last_bad = (url, key)
         log.warning("skipping bad sample %r in shard %s: %s %s", key, url, reason, detail)
         if self.counters.seen >= self.min_samples_for_check:
             self.check(f"shard {url!r} (sample {key!r}, {reason})")
+
+    def record_damage(self, url: str, damage: dict, subset_share: Fraction) -> None:
+        """A damaged shard: counts its lost samples (see `account_losses`) and checks the limit."""
+        counted = self.counters.damaged.get(url, {}).get("lost", 0)  # already in the counts (a resumed pass)
+        self.counters.damaged[url] = {**damage, "expected": None, "basis": "", "lost": counted}
+        log.warning("shard %s is damaged: %s", url, damage["problem"])
+        self.account_losses(subset_share)
+        if self.counters.seen >= self.min_samples_for_check:
+            self.check(f"shard {url!r} ({_damage_text(self.counters.damaged[url])})")
+
+    def account_losses(self, subset_share: Fraction) -> None:
+        """(Re)count the samples lost in each damaged shard from the best expected count known now.
+
+        Lost = expected - read, and at least the sample that was cut; with a subset (`subset_share` = subset
+        size / pool size) the share of them that the subset would hold, rounded up. A shard whose damaged
+        headers were stepped over (not truncated) loses only what an exact count says is missing.
+        """
+        counters = self.counters
+        intact = list(counters.intact_shards.values())
+        for url, damage in counters.damaged.items():
+            expected = damage.get("stats_count")
+            basis = "the shard's img2dataset stats file" if expected is not None else ""
+            if expected is None and damage["truncated"]:
+                if intact:
+                    expected = int(statistics.median_low(intact))
+                    basis = f"estimated: the median of the {len(intact)} intact shard(s) read so far"
+                else:
+                    basis = "no intact shard or img2dataset stats file to estimate it from"
+            lost_in_pool = max(int(damage["partial"]), (expected or 0) - damage["read"])
+            lost = math.ceil(lost_in_pool * subset_share)  # subset_share is a Fraction: exact
+            if lost != damage["lost"]:
+                change = lost - damage["lost"]
+                counters.bad["corrupt_shard"] += change
+                counters.bad_by_shard[url] += change
+                counters.reasons_by_shard.setdefault(url, Counter())["corrupt_shard"] += change
+            damage.update(expected=expected, basis=basis, lost=lost)
 
     def check(self, where: str | None = None) -> None:
         counters = self.counters
@@ -311,6 +554,8 @@ class WebDatasetReader:
             else:
                 self.index = ShardIndex.load_or_build(Path(index_path), self.urls, progress=progress)
             self.selected_keys = self.index.first_n(size, subset_seed)
+        # The share of a damaged shard's lost samples that the subset would have held.
+        self.subset_share = Fraction(1) if self.index is None else Fraction(size, self.index.count)
         BadDataLimit(self.counters, max_bad_fraction, min_samples_for_check)  # validates the fraction
 
     def __iter__(self) -> Iterator[RawSample]:
@@ -332,29 +577,37 @@ class WebDatasetReader:
                 start_after.ordinal if start_after and shard_index == start_after.shard_index else -1
             )
             yield from self._shard_samples(shard_index, url, skip_through, limit, require_synthetic)
+        limit.account_losses(self.subset_share)
         limit.check()
 
     def _shard_samples(
         self, shard_index: int, url: str, skip_through: int, limit: BadDataLimit, require_synthetic: bool
     ) -> Iterator[RawSample]:
         from webdataset.gopen import gopen
-        from webdataset.tariterators import group_by_keys, tar_file_expander
 
         try:
             stream = gopen(url)
         except OSError as error:
             raise UserError(f"cannot open shard {url!r}: {error}") from error
         with stream:
-            raw_samples = group_by_keys(tar_file_expander([{"url": url, "stream": stream}]))
+            members = _TarMembers(stream)
+            raw_samples = _grouped_samples(members)
             ordinal, key = -1, "<start of shard>"
             while True:
                 try:
                     raw = next(raw_samples)
                 except StopIteration:
+                    self.counters.intact_shards[url] = ordinal + 1
+                    if members.skipped:
+                        places = ", ".join(f"byte {offset}" for offset in members.skipped)
+                        problem = f"damaged tar header(s) stepped over at {places}"
+                        self._damaged(limit, url, problem, ordinal + 1, truncated=False, partial=False)
+                    else:
+                        limit.account_losses(self.subset_share)  # one more intact count for the estimates
                     return
-                except SHARD_ERRORS as error:
-                    detail = error.args[0] if error.args else ""
-                    limit.record("corrupt_shard", url, f"after {key}", f"{type(error).__name__}: {detail}")
+                except ShardDamage as damage:
+                    problem = f"{damage.problem}, after sample {key!r}" if ordinal >= 0 else damage.problem
+                    self._damaged(limit, url, problem, ordinal + 1, truncated=True, partial=damage.partial)
                     return
                 ordinal, key = ordinal + 1, raw["__key__"]
                 if ordinal <= skip_through:
@@ -366,6 +619,12 @@ class WebDatasetReader:
                     self.counters.good += 1
                     yield sample
 
+    def _damaged(
+        self, limit: BadDataLimit, url: str, problem: str, read: int, truncated: bool, partial: bool
+    ) -> None:
+        damage = {"problem": problem, "truncated": truncated, "partial": partial, "read": read}
+        limit.record_damage(url, {**damage, "stats_count": img2dataset_count(url)}, self.subset_share)
+
     def _decode(
         self,
         raw: dict,
@@ -376,6 +635,9 @@ class WebDatasetReader:
         require_synthetic: bool,
     ) -> RawSample | None:
         key = raw["__key__"]
+        if "__duplicates__" in raw:
+            limit.record("duplicate_member", url, key, f"stored twice: {raw['__duplicates__']}")
+            return None
         image_extension = next((ext for ext in IMAGE_EXTENSIONS if ext in raw), None)
         if image_extension is None:
             limit.record(

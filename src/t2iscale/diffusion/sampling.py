@@ -23,10 +23,10 @@ from collections.abc import Callable
 import torch
 from diffusers import DDIMScheduler, FlowMatchEulerDiscreteScheduler
 from diffusers.schedulers.scheduling_utils import SchedulerMixin
-from tqdm.auto import tqdm
 
 from t2iscale.diffusion.objectives import DDPMObjective, FlowObjective, Objective
 from t2iscale.errors import UserError
+from t2iscale.progress import progress_bar
 
 DEFAULT_STEPS = 50
 DEFAULT_GUIDANCE = 7.5
@@ -161,7 +161,7 @@ def sample(
     # Both schedulers start from unit-variance noise and feed the backbone x unscaled (DDIM's
     # init_noise_sigma is 1 and its scale_model_input is the identity; flow Euler has neither).
     x = noise.float()  # (B, C, H, W) sampler state, float32
-    for timestep in tqdm(scheduler.timesteps, desc="sampling", disable=not progress, leave=False):
+    for timestep in progress_bar(scheduler.timesteps, enabled=progress, desc="sampling", leave=False):
         with autocast:
             prediction = guided_prediction(
                 backbone, x.to(noise.dtype), float(timestep), context, mask, guidance

@@ -13,6 +13,10 @@ write, e.g. a local copy of openai/clip-vit-large-patch14). Two adapters sit in 
 A small CLIPScore subclass also keeps each image's score, the per-sample scores that intervals and paired
 comparisons are computed from. They are torchmetrics' own per-image scores, unclamped: torchmetrics clamps only
 the mean at 0 (whatever its docstring says), so their mean is the headline CLIP score whenever that is positive.
+
+Images reach the processor as uint8 (3, H, W), values 0..255, which it rescales by 1/255: every image goes
+through `t2iscale.images.as_uint8_image` first (floats in [0, 1] to round(255 x), anything ambiguous refused),
+so float and uint8 forms of the same images score the same (floats went through as they were and scored 0.0).
 """
 
 from __future__ import annotations
@@ -26,9 +30,10 @@ import numpy as np
 import torch
 from torchmetrics.functional.multimodal.clip_score import _clip_score_update
 from torchmetrics.multimodal import CLIPScore
-from tqdm.auto import tqdm
 
 from t2iscale.errors import UserError
+from t2iscale.images import as_uint8_image
+from t2iscale.progress import progress_bar
 
 
 def _embedding(output):
@@ -120,9 +125,11 @@ class ClipScorer:
     def score(
         self, images: Iterable[np.ndarray], captions: list[str], batch_size: int = 32, progress: bool = False
     ) -> dict:
-        """Mean CLIP score of `images` (np.uint8 (H, W, 3) each, read lazily) against one caption per image.
+        """Mean CLIP score of `images` (read lazily) against one caption per image.
 
-        `image_scores` holds each image's 100 · cos(image, caption), in the order of `images`.
+        Images: np.uint8 (H, W, 3), or anything `t2iscale.images.as_uint8_image` converts unambiguously (floats
+        in [0, 1]); others raise a UserError. `image_scores` holds each image's 100 · cos(image, caption), in the
+        order of `images`.
         """
         if not captions:
             raise UserError("no images to compute a CLIP score for")
@@ -137,13 +144,14 @@ class ClipScorer:
         metric = _PerImageClipScore(model_name_or_path=lambda: (self.model, self.processor))
         image_iter = iter(images)
         with torch.no_grad():
-            for start in tqdm(range(0, len(captions), batch_size), desc="CLIP score", disable=not progress):
+            starts = range(0, len(captions), batch_size)
+            for start in progress_bar(starts, enabled=progress, desc="CLIP score"):
                 batch_captions = captions[start : start + batch_size]
                 batch = [
-                    torch.from_numpy(np.ascontiguousarray(image))
+                    torch.from_numpy(as_uint8_image(image, f"CLIP score image {start + offset}"))
                     .permute(2, 0, 1)
-                    .to(self.device)  # (3, H, W)
-                    for image in islice(image_iter, len(batch_captions))
+                    .to(self.device)  # (3, H, W) uint8
+                    for offset, image in enumerate(islice(image_iter, len(batch_captions)))
                 ]
                 if len(batch) != len(batch_captions):
                     raise ValueError(f"fewer images than the {len(captions)} captions")

@@ -19,6 +19,7 @@ import numpy as np
 from PIL import Image
 
 from t2iscale.errors import UserError
+from t2iscale.images import save_png
 
 _REQUIRED = {"prompt_id": str, "seed": int, "path": str}
 _OPTIONAL = {"caption": str, "meta": dict}
@@ -120,8 +121,6 @@ def load_image(path: str | Path) -> np.ndarray:
 
 
 def save_image(path: str | Path, image: np.ndarray) -> Path:
-    """Save np.uint8 (H, W, 3) as a lossless PNG (creating the folder)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(np.asarray(image, dtype=np.uint8)).save(path)
-    return path
+    """Save an image as a lossless PNG (creating the folder): np.uint8 (H, W, 3), or floats in [0, 1]
+    (`t2iscale.images.save_png`; an ambiguous array is a UserError, never a silently black image)."""
+    return save_png(path, image)

@@ -10,13 +10,13 @@ from __future__ import annotations
 from collections import defaultdict
 
 import numpy as np
-from tqdm.auto import tqdm
 
 from t2iscale.data.shapes.prompts import CATEGORIES, chance_level, eval_prompt_set, ground_truth_scene
 from t2iscale.data.shapes.render import check_resolution, render_scene
 from t2iscale.data.shapes.world import WorldConfig, resolve_world
 from t2iscale.errors import UserError
 from t2iscale.eval.oracle import OracleVQA
+from t2iscale.progress import progress_bar
 
 
 def noise_image(rng: np.random.Generator, resolution: int, kind: str, background) -> np.ndarray:
@@ -56,8 +56,8 @@ def run_oracle_check(
             if (prompts := by_category.get(category))
             for j in range(n)
         ]
-        for category, prompt, image_seed in tqdm(
-            jobs, desc=f"oracle check {resolution}px", unit="img", disable=not progress
+        for category, prompt, image_seed in progress_bar(
+            jobs, enabled=progress, desc=f"oracle check {resolution}px", unit="img"
         ):
             image = render_scene(ground_truth_scene(prompt, seed + image_seed), world, resolution)
             answers = oracle.answer_all(image, list(prompt.questions))

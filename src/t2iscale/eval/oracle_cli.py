@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
+import argparse
 import json
-
-from t2iscale.errors import UserError
 
 
 def register(subparsers):
@@ -22,27 +21,31 @@ def register(subparsers):
     parser.add_argument(
         "--world", default="tiny", help="world preset (tiny, default) or a world config .json"
     )
-    parser.add_argument("--resolutions", default="32,64", help="comma-separated image sides in pixels")
+    parser.add_argument(
+        "--resolutions",
+        type=parse_resolutions,
+        default="32,64",
+        help="comma-separated image sides in pixels",
+    )
     parser.add_argument("--seed", type=int, default=0, help="seed of the ground-truth layouts and the noise")
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
     return parser
 
 
 def parse_resolutions(text: str) -> list[int]:
+    """`--resolutions 32,64` -> [32, 64]; anything else is a usage error naming the option."""
     try:
         resolutions = [int(part) for part in text.split(",") if part.strip()]
-    except ValueError as error:
-        raise UserError(f"--resolutions {text!r} must be comma-separated integers, e.g. 32,64") from error
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} must be comma-separated integers, e.g. 32,64") from None
     if not resolutions:
-        raise UserError("--resolutions names no resolution")
+        raise argparse.ArgumentTypeError("names no resolution")
     return resolutions
 
 
 def handle(args) -> int:
     from t2iscale.eval.oracle_check import format_report, run_oracle_check
 
-    report = run_oracle_check(
-        args.world, n=args.n, resolutions=parse_resolutions(args.resolutions), seed=args.seed
-    )
+    report = run_oracle_check(args.world, n=args.n, resolutions=args.resolutions, seed=args.seed)
     print(json.dumps(report, indent=2) if args.json else format_report(report))
     return 0

@@ -1,7 +1,13 @@
-"""`t2iscale sample`: images from a trained run for given prompts and seeds."""
+"""`t2iscale sample`: images from a trained run for given prompts and seeds.
+
+By default a run is sampled the way its evaluation sampled it (the run's `eval.sampler_steps`, `eval.guidance` and
+`eval.use_ema`), so a prompt of the evaluation set gives the report's image; flags override each setting.
+"""
 
 from __future__ import annotations
 
+import argparse
+import sys
 from pathlib import Path
 
 from t2iscale.cli import add_command
@@ -15,16 +21,33 @@ def register(subparsers):
     parser.add_argument("--prompt", action="append", required=True, help="a caption (repeat for several)")
     parser.add_argument("--seed", type=int, action="append", help="a seed (repeat for several; default 0)")
     parser.add_argument("--out", help="output folder (default: <run>/samples)")
-    parser.add_argument("--steps", type=int, default=50, help="sampler steps (paper: DDIM 50)")
     parser.add_argument(
-        "--guidance", type=float, default=7.5, help="classifier-free guidance scale (paper: 7.5)"
+        "--steps", type=int, help="sampler steps (default: the run's eval.sampler_steps; paper: DDIM 50)"
+    )
+    parser.add_argument(
+        "--guidance",
+        type=float,
+        help="classifier-free guidance scale (default: the run's eval.guidance; paper: 7.5)",
     )
     parser.add_argument("--weights", default="final", help="final, latest or step_N (a checkpoint)")
-    parser.add_argument("--ema", action="store_true", help="use the EMA weights (final only)")
-    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument(
+        "--ema",
+        action=argparse.BooleanOptionalAction,
+        help="use the EMA weights (final only; default: the run's eval.use_ema)",
+    )
+    parser.add_argument("--batch-size", type=int, default=64, help="images per sampler batch")
 
 
 def handle(args) -> int:
+    # Everything that can be refused is checked before torch loads (seconds): the folder, its config, the weights.
+    from t2iscale.eval.generate import SamplerSettings, check_weights, read_run_config
+
+    config = read_run_config(args.run)
+    settings = SamplerSettings.of_run(
+        config, steps=args.steps, guidance=args.guidance, ema=args.ema, weights=args.weights
+    )
+    check_weights(args.run, config, args.weights, settings.ema)
+
     import numpy as np
 
     from t2iscale.eval.text_to_image import load_text_to_image
@@ -32,13 +55,14 @@ def handle(args) -> int:
 
     seeds = args.seed or [0]
     out = Path(args.out) if args.out else Path(args.run) / "samples"
-    generator = load_text_to_image(args.run, weights=args.weights, ema=args.ema)
+    print(f"sampling {args.run} ({args.weights}): {settings.describe(config)}", file=sys.stderr)
+    generator = load_text_to_image(args.run, weights=args.weights, ema=settings.ema)
     pairs = [(prompt, seed) for prompt in args.prompt for seed in seeds]
     images = generator.generate(
         [prompt for prompt, _ in pairs],
         [seed for _, seed in pairs],
-        steps=args.steps,
-        guidance=args.guidance,
+        steps=settings.steps,
+        guidance=settings.guidance,
         batch_size=args.batch_size,
         progress=True,
     )

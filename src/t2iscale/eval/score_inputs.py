@@ -60,9 +60,9 @@ class ScoreInputs:
         """FID has reference images: a folder, or ground-truth renders of the shapes prompts."""
         return self.reference_images is not None or bool(self.prompts)
 
-    def generated_images(self) -> Iterator[np.ndarray]:
-        for entry in self.entries:
-            yield load_image(self.image_dir / entry.path)
+    def generated_images(self) -> Iterable[np.ndarray]:
+        """The manifest's images, np.uint8 (H, W, 3), read lazily; sized, so FID checks N before any work."""
+        return _LazyImages([self.image_dir / entry.path for entry in self.entries])
 
     def captions(self) -> list[str]:
         """Each image's caption (manifest order): the manifest's, else its prompt's from the questions."""
@@ -115,9 +115,12 @@ class ScoreInputs:
 
         resolution = load_image(self.image_dir / self.entries[0].path).shape[0]
         world, prompts, entries = self.world, self.prompts, self.entries
-        renders = (
-            render_scene(ground_truth_scene(prompts[entry.prompt_id], entry.seed), world, resolution)
-            for entry in entries
+        renders = _Sized(
+            lambda: (
+                render_scene(ground_truth_scene(prompts[entry.prompt_id], entry.seed), world, resolution)
+                for entry in entries
+            ),
+            len(entries),
         )
         description = (
             f"ground-truth renders of the shapes world {self.world_name!r} for the same {len(entries)} "
@@ -127,11 +130,29 @@ class ScoreInputs:
 
 
 class _LazyImages:
+    """Image files read one at a time as np.uint8 (H, W, 3); `len()` without reading any."""
+
     def __init__(self, paths):
         self.paths = paths
 
-    def __iter__(self):
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __iter__(self) -> Iterator[np.ndarray]:
         return (load_image(path) for path in self.paths)
+
+
+class _Sized:
+    """A lazy iterable (`make()` -> a fresh iterator) whose length is known."""
+
+    def __init__(self, make, length: int):
+        self.make, self.length = make, length
+
+    def __len__(self) -> int:
+        return self.length
+
+    def __iter__(self):
+        return iter(self.make())
 
 
 def resolve_inputs(

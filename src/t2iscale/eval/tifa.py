@@ -24,10 +24,10 @@ from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
-from tqdm.auto import tqdm
 
 from t2iscale.errors import UserError
 from t2iscale.eval.vqa import VQABackend
+from t2iscale.progress import progress_bar
 
 # TIFA v1.0 keys and their types; `coco_val_id` is optional, other extra keys pass through.
 REQUIRED_KEYS: dict[str, type] = {
@@ -221,7 +221,7 @@ def run_tifa(
     groups = questions_by_prompt(questions)
 
     def answered():
-        for prompt_id, image in tqdm(images, total=total, desc="TIFA", unit="img", disable=not progress):
+        for prompt_id, image in progress_bar(images, enabled=progress, total=total, desc="TIFA", unit="img"):
             if prompt_id not in groups:
                 raise UserError(f"prompt {prompt_id!r} has no questions")
             yield prompt_id, list(backend.answer_all(image, groups[prompt_id]))

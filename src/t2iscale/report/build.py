@@ -18,13 +18,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from tqdm import tqdm
-
 from t2iscale.errors import UserError
 from t2iscale.eval.intervals import DEFAULT_LEVEL, Estimate, replicate_estimate
 from t2iscale.eval.metrics import metric_info
 from t2iscale.eval.samples import SampleScores
 from t2iscale.findings.laws import LawResult, frontier_law
+from t2iscale.progress import progress_bar
 from t2iscale.report import fmt, html, plots
 from t2iscale.report.collect import StudyData, collect_study
 from t2iscale.report.samples import collect_samples
@@ -73,9 +72,9 @@ def build_report(
         category_section,
         samples_section,
     )
-    bar_options = {} if progress else {"disable": True}  # an explicit disable would override TQDM_DISABLE
     sections = [
-        build(data, options) for build in tqdm(builders, desc="report", unit="section", **bar_options)
+        build(data, options)
+        for build in progress_bar(builders, enabled=progress, desc="report", unit="section")
     ]
     title = f"Scaling study report: {data.study_dir.resolve().name}"
     out.write_text(html.page(title, intro(data), sections), encoding="utf-8")

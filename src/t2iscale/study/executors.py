@@ -23,9 +23,8 @@ import sys
 import time
 from pathlib import Path
 
-from tqdm.auto import tqdm
-
 from t2iscale.errors import UserError
+from t2iscale.progress import progress_bar
 from t2iscale.study.attempt import RunDiverged, RunOutcome, attempt_run
 from t2iscale.study.ownership import claim_is_abandoned, owner_id
 from t2iscale.study.registry import StudyRegistry
@@ -48,7 +47,7 @@ def _in_process_trainer(progress: bool):
 
 def _sequential(study_dir, run_ids, spec, trainer, progress, retry_diverged) -> list[RunOutcome]:
     outcomes = []
-    bar = tqdm(run_ids, desc="study", unit="run", disable=not progress)
+    bar = progress_bar(run_ids, desc="study", unit="run", enabled=progress)
     for run_id in bar:
         bar.set_postfix_str(run_id)
         outcome = attempt_run(
@@ -61,7 +60,7 @@ def _sequential(study_dir, run_ids, spec, trainer, progress, retry_diverged) -> 
         )
         outcomes.append(outcome)
         if outcome.outcome in ("failed", "diverged"):
-            tqdm.write(f"t2iscale study: run {run_id} {outcome.outcome}: {outcome.message}", file=sys.stderr)
+            bar.write(f"t2iscale study: run {run_id} {outcome.outcome}: {outcome.message}", file=sys.stderr)
     bar.close()
     return outcomes
 
@@ -338,7 +337,7 @@ class SlurmExecutor:
 
         by_job = {id(job): run_id for run_id, job in zip(run_ids, jobs)}
         outcomes = []
-        bar = tqdm(total=len(jobs), desc="study jobs", unit="run", disable=not progress)
+        bar = progress_bar(total=len(jobs), desc="study jobs", unit="run", enabled=progress)
         # sacct is a shared service: poll a real cluster gently, a local one quickly.
         poll_s = 30.0 if self.spec.cluster == "slurm" else 0.5
         for job in submitit.helpers.as_completed(jobs, poll_frequency=poll_s):

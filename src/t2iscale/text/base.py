@@ -44,6 +44,14 @@ class TextEncoder(nn.Module, ABC):
     def save(self, directory: str | Path) -> None:
         """Write everything `load_text_encoder(directory)` needs to rebuild this encoder."""
 
+    def dropped_words(self, caption: str) -> str:
+        """Which words of `caption` the encoder cannot see, and why ("" when it sees all of them).
+
+        Encoders drop words silently (an unknown word becomes one [UNK] token; a long caption is cut at
+        `max_length`), so sampling warns with this text (`t2iscale.eval.text_to_image.warn_dropped_words`).
+        """
+        return ""
+
     @abstractmethod
     def describe(self) -> dict:
         """A JSON-able summary (kind, name, dim, max_length, options) for metadata files."""

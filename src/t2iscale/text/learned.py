@@ -17,7 +17,12 @@ from torch import nn
 
 from t2iscale.errors import UserError
 from t2iscale.text.base import MANIFEST_NAME, TextEncoder, write_manifest
-from t2iscale.text.word_tokenizer import build_word_tokenizer, tokenizer_words, vocabulary_words
+from t2iscale.text.word_tokenizer import (
+    build_word_tokenizer,
+    split_words,
+    tokenizer_words,
+    vocabulary_words,
+)
 
 TOKENIZER_FILE = "tokenizer.json"
 WEIGHTS_FILE = "model.safetensors"
@@ -69,6 +74,18 @@ class LearnedTextEncoder(TextEncoder):
         token_ids = torch.tensor([encoding.ids for encoding in encodings], dtype=torch.long)
         mask = torch.tensor([encoding.attention_mask for encoding in encodings], dtype=torch.bool)
         return token_ids, mask
+
+    def dropped_words(self, caption: str) -> str:
+        words = split_words(caption)
+        known = self.tokenizer.get_vocab(with_added_tokens=False)
+        unknown = [word for word in dict.fromkeys(words) if word not in known]
+        cut = words[self.max_length - 1 :]  # [BOS] takes the first position
+        reasons = []
+        if unknown:
+            reasons.append(f"{', '.join(unknown)} (not in the learned vocabulary)")
+        if cut:
+            reasons.append(f"{' '.join(cut)} (past text.max_length={self.max_length})")
+        return "; ".join(reasons)
 
     def forward(self, token_ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         positions = torch.arange(token_ids.shape[1], device=token_ids.device)

@@ -53,3 +53,34 @@ def load_text_encoder(
     if device is not None:
         encoder = encoder.to(device)
     return encoder
+
+
+def load_described_text_encoder(
+    description: dict, path: str | Path | None = None, device: str | torch.device | None = None
+) -> TextEncoder:
+    """The frozen encoder that `description` (a `TextEncoder.describe()`, e.g. prepared.json's `text_encoder`)
+    summarises, rebuilt with every option it was used with: layer, max_length, final_norm, dtype.
+
+    `path` replaces the described folder (the same weights moved elsewhere). Embeddings made with one layer and
+    read with another differ everywhere, so an option the description lacks is an error, never a default.
+    """
+    where = "the prepared data's text_encoder description"
+    if description.get("kind") != PretrainedTextEncoder.kind:
+        raise UserError(f"{where} is not a frozen pretrained encoder: {description}")
+    missing = [key for key in (*PretrainedTextEncoder.OPTIONS, "dim") if key not in description]
+    if missing:
+        raise UserError(f"{where} lacks {', '.join(missing)}; prepare the data again with this version")
+    path = path or description.get("path")
+    if not path:
+        raise UserError(f"{where} names no folder: give the frozen text encoder's folder (text.path)")
+    options = {key: description[key] for key in PretrainedTextEncoder.OPTIONS}
+    encoder = load_text_encoder(path, device=device, **options)
+    if not isinstance(encoder, PretrainedTextEncoder):
+        raise UserError(
+            f"{path} holds a learned text encoder; the data was prepared with a frozen pretrained one"
+        )
+    found = {"model_type": encoder.model_type, "dim": encoder.dim}
+    expected = {key: description.get(key, found[key]) for key in found}
+    if found != expected:
+        raise UserError(f"text encoder {str(path)!r} is {found}, but the data was prepared with {expected}")
+    return encoder

@@ -82,6 +82,8 @@ class PretrainedTextEncoder(TextEncoder):
 
     kind = "pretrained"
     trainable = False
+    # What `describe()` records besides the folder and `load_described_text_encoder` rebuilds the encoder with.
+    OPTIONS = ("layer", "max_length", "final_norm", "dtype")
 
     def __init__(
         self,
@@ -148,6 +150,22 @@ class PretrainedTextEncoder(TextEncoder):
             return_tensors="pt",
         )
         return tokens["input_ids"], tokens["attention_mask"].bool()
+
+    def dropped_words(self, caption: str) -> str:
+        def pieces(text: str) -> list[int]:
+            return self.tokenizer(text, add_special_tokens=False)["input_ids"]
+
+        unk = self.tokenizer.unk_token_id
+        unknown = [word for word in dict.fromkeys(caption.split()) if unk is not None and unk in pieces(word)]
+        kept = self.max_length - self.tokenizer.num_special_tokens_to_add()
+        cut = pieces(caption)[kept:]
+        reasons = []
+        if unknown:
+            reasons.append(f"{', '.join(unknown)} (unknown to the tokenizer)")
+        if cut:
+            text = self.tokenizer.decode(cut).strip()
+            reasons.append(f"{text!r} ({len(cut)} tokens past max_length={self.max_length})")
+        return "; ".join(reasons)
 
     def _final_layer_norm(self) -> torch.nn.Module:
         if self.family == "clip":

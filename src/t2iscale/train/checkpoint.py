@@ -5,6 +5,10 @@ A checkpoint is written as `step_000100.tmp/` by every process (accelerate's sav
 schedule, EMA, RNG states per process), then the main process adds `trainer_state.json` (step, images seen, training
 FLOPs, data position of every process) and renames the folder to `step_000100/`. A folder without the `.tmp` suffix
 is therefore always complete; leftovers of a killed write are deleted on the next start.
+
+A checkpoint is *good* once the loss computed from its weights (the next step's) has passed the training loop's
+divergence test: the loop then adds `good.json`. Rotation never deletes the newest good checkpoint, and after a
+divergence the checkpoint whose weights failed is renamed `step_000100.diverged/`, so that it is never resumed from.
 """
 
 from __future__ import annotations
@@ -14,8 +18,12 @@ import re
 import shutil
 from pathlib import Path
 
+from t2iscale.train.run_dir import write_json_atomic
+
 STEP_DIR = re.compile(r"^step_(\d{6,})$")
 STATE_FILE = "trainer_state.json"
+GOOD_FILE = "good.json"
+DIVERGED_SUFFIX = ".diverged"
 
 
 def step_dir_name(step: int) -> str:
@@ -39,10 +47,56 @@ def latest_checkpoint(root: Path) -> Path | None:
     return found[-1][1] if found else None
 
 
+def step_of(folder: Path) -> int:
+    """The step of a complete checkpoint's folder (`step_000100` -> 100)."""
+    match = STEP_DIR.match(folder.name)
+    if not match:
+        raise ValueError(f"{folder} is not a checkpoint folder")
+    return int(match.group(1))
+
+
+def is_good(folder: Path) -> bool:
+    return (folder / GOOD_FILE).is_file()
+
+
+def last_good_checkpoint(root: Path) -> Path | None:
+    """The newest checkpoint whose weights passed the divergence test (see the module docstring)."""
+    good = [path for _, path in complete_checkpoints(root) if is_good(path)]
+    return good[-1] if good else None
+
+
+def mark_good(root: Path, step: int, *, judged_by_step: int, loss: float, keep: int) -> None:
+    """Record that the loss of step `judged_by_step`, computed from this checkpoint's weights, passed the test;
+    then keep only the `keep` newest checkpoints again (this one, the newest good, included)."""
+    folder = root / step_dir_name(step)
+    if folder.is_dir():
+        write_json_atomic(folder / GOOD_FILE, {"judged_by_step": judged_by_step, "loss": loss})
+    prune(root, keep)
+
+
+def set_aside_diverged(root: Path, step: int) -> None:
+    """Rename a checkpoint whose weights failed the divergence test, so that no resume starts from it."""
+    folder = root / step_dir_name(step)
+    if folder.is_dir():
+        target = root / f"{step_dir_name(step)}{DIVERGED_SUFFIX}"
+        shutil.rmtree(target, ignore_errors=True)
+        folder.rename(target)
+
+
 def remove_partial_checkpoints(root: Path) -> None:
     if root.is_dir():
         for path in root.glob("step_*.tmp"):
             shutil.rmtree(path, ignore_errors=True)
+
+
+def prune(root: Path, keep: int, *, keep_good: bool = True) -> None:
+    """Delete all but the `keep` newest complete checkpoints, and (`keep_good`) never the newest good one: until
+    a loss has judged the newest checkpoint, the one before it may be the only good one left."""
+    found = [path for _, path in complete_checkpoints(root)]
+    kept = set(found[-keep:]) | ({last_good_checkpoint(root)} if keep_good else set())
+    for old in found:
+        if old not in kept:
+            shutil.rmtree(old, ignore_errors=True)
 
 
 def save_checkpoint(accelerator, root: Path, step: int, trainer_state: dict, keep: int) -> Path:
@@ -58,8 +112,7 @@ def save_checkpoint(accelerator, root: Path, step: int, trainer_state: dict, kee
         (tmp / STATE_FILE).write_text(json.dumps(trainer_state, indent=2))
         shutil.rmtree(final, ignore_errors=True)
         tmp.rename(final)  # the commit point
-        for _, old in complete_checkpoints(root)[:-keep]:
-            shutil.rmtree(old, ignore_errors=True)
+        prune(root, keep)
     accelerator.wait_for_everyone()
     return final
 

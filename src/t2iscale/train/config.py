@@ -15,14 +15,23 @@ from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from t2iscale.data.caption_policy import CAPTION_POLICIES
 from t2iscale.errors import UserError
 from t2iscale.strict import Strict, format_validation_error
-from t2iscale.zoo.setting import Setting
+from t2iscale.zoo.setting import PAPER_SETTING, Setting
 
 # torch.compile of the backbone (t2iscale.train.compile explains each).
 COMPILE_MODES = ("auto", "off", "full", "regional", "regional-transformer")
+
+# The closed sets a config names, kept here torch-free so a config is validated completely before anything
+# imports torch or touches the disk (a typo must not lock a run folder). Each mirrors the registry that builds the
+# thing, and a test checks that the two agree: `t2iscale.diffusion.objectives.OBJECTIVES` (imports torch) and
+# `t2iscale.eval.score.METRICS` (downstream of `train` in the data flow).
+OBJECTIVE_NAMES = ("ddpm-eps", "ddpm-v", "flow")
+EVAL_METRICS = ("tifa", "clip", "fid", "oracle_fid")
+SHAPES_PROMPTS_PREFIX = "shapes-"  # eval.prompts: the built-in sets (shapes-v1), else a TIFA question file
 
 
 # Keys that change how fast a run trains, not what it trains (the same model up to floating-point rounding; the
@@ -53,8 +62,35 @@ class _Config(Strict):
     model_config = ConfigDict(validate_assignment=True)
 
 
+def _key_error(key: tuple[str, ...], message: str, value) -> ValidationError:
+    """A validation error that names `key` (a model validator's own errors name only the object)."""
+    return ValidationError.from_exception_data(
+        "TrainConfig",
+        [
+            InitErrorDetails(
+                type=PydanticCustomError("value_error", "{message}", {"message": message}),
+                loc=key,
+                input=value,
+            )
+        ],
+    )
+
+
 class ModelConfig(_Config):
     backbone: str = Field("sdxl-c16-td1_2", description="zoo name (`t2iscale zoo` lists them)")
+
+    @field_validator("backbone")
+    @classmethod
+    def _zoo_name(cls, name):
+        # The zoo grammar (torch-free); whether the sizes it names can be built is checked in the run's setting
+        # by TrainConfig, which knows the data.
+        from t2iscale.zoo import resolve
+
+        try:
+            resolve(name)
+        except UserError as error:
+            raise ValueError(str(error)) from None
+        return name
 
 
 class DataConfig(_Config):
@@ -90,6 +126,18 @@ class DataConfig(_Config):
             raise ValueError("must be >= 0 or 'auto'")
         return value
 
+    @field_validator("world")
+    @classmethod
+    def _known_world(cls, world):
+        # A preset name or a world file, read here so that a typo fails before the run folder is touched.
+        from t2iscale.data.shapes.world import resolve_world
+
+        try:
+            resolve_world(world)
+        except UserError as error:
+            raise ValueError(str(error)) from None
+        return world
+
     @model_validator(mode="after")
     def _check(self):
         if self.kind == "prepared" and not self.path:
@@ -115,9 +163,17 @@ class TextConfig(_Config):
         description="pretrained text encoder folder for sampling (prepared data; default: the one it was prepared with)",
     )
 
+    @model_validator(mode="after")
+    def _heads_divide_the_width(self):
+        if self.dim % self.heads:
+            raise _key_error(
+                ("heads",), f"text.dim {self.dim} must be divisible by text.heads {self.heads}", self.heads
+            )
+        return self
+
 
 class RecipeConfig(_Config):
-    objective: str = Field("ddpm-eps", description="ddpm-eps (paper), ddpm-v or flow")
+    objective: Literal[OBJECTIVE_NAMES] = Field("ddpm-eps", description="ddpm-eps (paper), ddpm-v or flow")
     lr: float = Field(8e-5, gt=0)
     warmup_steps: int = Field(10_000, ge=0, description="linear warm-up, then the lr_schedule (paper: 10k)")
     lr_schedule: Literal["constant", "cosine"] = Field(
@@ -161,6 +217,18 @@ class RecipeConfig(_Config):
         # true / false read as "full" / "off", so a plain boolean in a config file keeps working.
         return {True: "full", False: "off"}.get(value, value) if isinstance(value, bool) else value
 
+    @model_validator(mode="after")
+    def _micro_batch_divides_the_batch(self):
+        # With N processes the micro-batch must divide global_batch / N (checked when the processes are known);
+        # dividing global_batch itself is needed for any N.
+        if self.micro_batch is not None and self.global_batch % self.micro_batch:
+            raise _key_error(
+                ("micro_batch",),
+                f"recipe.micro_batch {self.micro_batch} does not divide recipe.global_batch {self.global_batch}",
+                self.micro_batch,
+            )
+        return self
+
     @property
     def uses_ema(self) -> bool:
         return bool(self.ema_decay)
@@ -186,12 +254,30 @@ class EvalConfig(_Config):
     seeds: list[int] = Field(default_factory=lambda: [0], description="one image per prompt and seed")
     sampler_steps: int = Field(50, ge=1, description="DDIM steps (paper: 50)")
     guidance: float = Field(7.5, ge=0, description="classifier-free guidance scale (paper: 7.5)")
-    metrics: list[str] = Field(default_factory=lambda: ["tifa"])
+    metrics: list[Literal[EVAL_METRICS]] = Field(
+        default_factory=lambda: ["tifa"], min_length=1, description="tifa, clip, fid, oracle_fid"
+    )
     batch_size: int = Field(64, ge=1)
     use_ema: bool = Field(False, description="paper: non-EMA weights")
     vqa_model: str | None = Field(None, description="local VQA model folder (real data TIFA)")
     clip_model: str | None = Field(None, description="local CLIP folder for CLIP score")
     inception: str | None = Field(None, description="local Inception file for FID")
+
+    @field_validator("prompts")
+    @classmethod
+    def _known_prompt_set(cls, prompts):
+        # A built-in set must exist; a question file is read (and checked) when the evaluation hook is made,
+        # which `t2iscale train` does before the run folder is touched.
+        if prompts.startswith(SHAPES_PROMPTS_PREFIX):
+            from t2iscale.data.shapes.prompts import PROMPT_SET_VERSIONS
+
+            version = prompts.removeprefix(SHAPES_PROMPTS_PREFIX)
+            if version not in PROMPT_SET_VERSIONS:
+                known = ", ".join(SHAPES_PROMPTS_PREFIX + v for v in PROMPT_SET_VERSIONS)
+                raise ValueError(
+                    f"unknown built-in prompt set {prompts!r}; built-in: {known}, or a TIFA file"
+                )
+        return prompts
 
 
 class TrainConfig(_Config):
@@ -210,6 +296,31 @@ class TrainConfig(_Config):
     def _ema_for_evaluation(self):
         if self.eval.use_ema and not self.recipe.uses_ema:
             raise ValueError("eval.use_ema needs EMA weights: set recipe.ema_decay (e.g. 0.999)")
+        return self
+
+    @model_validator(mode="after")
+    def _backbone_builds_in_the_runs_setting(self):
+        # The zoo family's config function raises for sizes it cannot build (a zero width, a width its heads do
+        # not divide, an odd grid for a patch-2 transformer), without torch. Prepared data not prepared yet:
+        # the paper setting, as the study's plan assumes.
+        from t2iscale.zoo import model_config
+
+        try:
+            model_config(self.model.backbone, _validation_setting(self))
+        except UserError as error:
+            raise _key_error(("model", "backbone"), str(error), self.model.backbone) from None
+        return self
+
+    @model_validator(mode="after")
+    def _prompts_for_the_data(self):
+        built_in = self.eval.prompts.startswith(SHAPES_PROMPTS_PREFIX)
+        if self.eval.every_steps is not None and self.data.kind != "shapes" and built_in:
+            raise _key_error(
+                ("eval", "prompts"),
+                f"{self.eval.prompts!r} is the shapes world's prompt set; evaluating a run on prepared data "
+                "needs a TIFA-format question file",
+                self.eval.prompts,
+            )
         return self
 
     def to_json(self) -> str:
@@ -277,6 +388,18 @@ def load_config(path: str | Path | None, overrides: list[str] = ()) -> TrainConf
     raw = load_raw_config(path) if path else {}
     raw = apply_overrides(raw, list(overrides))
     return validate_config(raw, source=str(path) if path else "(from --set)")
+
+
+def _validation_setting(config: TrainConfig) -> Setting:
+    if config.data.kind != "shapes":
+        from t2iscale.data.prepared_meta import META_FILE
+
+        if not (Path(config.data.path) / META_FILE).is_file():
+            return PAPER_SETTING
+    try:
+        return run_setting(config)
+    except UserError:  # an unreadable prepared.json: reported where the data is read
+        return PAPER_SETTING
 
 
 def run_setting(config: TrainConfig) -> Setting:

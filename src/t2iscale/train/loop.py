@@ -18,21 +18,25 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import errno
+import json
 import math
+import statistics
 import sys
 import time
-from collections.abc import Sequence
+from collections import deque
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
-from tqdm.auto import tqdm
 
 from t2iscale.errors import UserError
+from t2iscale.progress import progress_bar
 from t2iscale.train import checkpoint
 from t2iscale.train.compile import compile_backbone
 from t2iscale.train.components import RunComponents, build_components
-from t2iscale.train.config import RecipeConfig, TrainConfig, without_speed_only_keys
+from t2iscale.train.config import SPEED_ONLY_KEYS, RecipeConfig, TrainConfig
 from t2iscale.train.device import peak_memory_gib, peak_tflops, reset_peak_memory, resolve_mixed_precision
 from t2iscale.train.distributed import batch_geometry, make_accelerator
 from t2iscale.train.jsonl import JsonlWriter, truncate_after_step
@@ -62,6 +66,23 @@ class Optimization:
         return self.lr_schedule.get_last_lr()[0]
 
 
+def lr_factor(step: int, recipe: RecipeConfig, total_steps: int) -> float:
+    """The factor on recipe.lr that optimizer step `step` (1, 2, ...) trains at.
+
+    Linear warm-up that reaches the full lr at step warmup_steps (step s of W trains at s/W: with lr 1e-3 and 2
+    warm-up steps, steps 1 and 2 train at 5e-4 and 1e-3); then constant (the paper's) or a cosine decay from the
+    full lr at step max(W, 1) towards 0 one step after total_steps, so the last step still trains.
+    """
+    warmup = recipe.warmup_steps
+    if step <= warmup:
+        return step / warmup
+    if recipe.lr_schedule == "constant":
+        return 1.0
+    start = max(warmup, 1)
+    progress = min(1.0, (step - start) / (total_steps - start + 1))
+    return 0.5 * (1.0 + math.cos(math.pi * progress))
+
+
 def prepare_optimization(
     model: DenoisingModel,
     recipe: RecipeConfig,
@@ -71,8 +92,6 @@ def prepare_optimization(
     total_steps: int,
 ) -> Optimization:
     """The recipe's optimizer rule (paper Sec. 3: AdamW, linear warm-up then a constant LR) around `model`."""
-    from diffusers.optimization import get_constant_schedule_with_warmup, get_cosine_schedule_with_warmup
-
     device = accelerator.device
     if recipe.gradient_checkpointing:
         model.backbone.model.enable_gradient_checkpointing()
@@ -89,12 +108,13 @@ def prepare_optimization(
         weight_decay=recipe.weight_decay,
         **fused,
     )
-    # Warm-up, then constant (the paper's) or a cosine decay to zero at total_steps (short runs). Stepped here once
-    # per optimizer step, so it is not given to accelerate (which would step it once per process).
-    if recipe.lr_schedule == "cosine":
-        lr_schedule = get_cosine_schedule_with_warmup(optimizer, recipe.warmup_steps, total_steps)
-    else:
-        lr_schedule = get_constant_schedule_with_warmup(optimizer, num_warmup_steps=recipe.warmup_steps)
+    # LambdaLR's counter k is the number of optimizer steps taken, so the step about to run is k + 1 and trains at
+    # lr_factor(k + 1). (Issue 14: the schedules of diffusers start at factor k / warmup, so step 1 trained at lr
+    # 0; this changes the numerics of every run with a warm-up on purpose: the demo re-baselines.) Stepped
+    # here once per optimizer step, so it is not given to accelerate (which would step it once per process).
+    lr_schedule = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda k: lr_factor(k + 1, recipe, total_steps)
+    )
     wrapped, optimizer = accelerator.prepare(model, optimizer)
     accelerator.register_for_checkpointing(lr_schedule)
     ema = None
@@ -107,6 +127,31 @@ def prepare_optimization(
         accelerator.register_for_checkpointing(ema)
     compile_backbone(model.backbone, recipe.compile)
     return Optimization(wrapped, optimizer, lr_schedule, ema, parameters, recipe, micro_batch, accumulation)
+
+
+def place_training_state(optimization: Optimization) -> None:
+    """Move every piece of training state next to the weights it belongs to (after a resume).
+
+    accelerate's `load_state` restores registered objects through `torch.load(map_location="cpu")`: the EMA's
+    shadow weights come back on the CPU while the model's are on the GPU, and the first EMA update after resuming
+    a CUDA run fails. The optimizer state is reloaded through torch's own rule (each state tensor to its
+    parameter's device; AdamW's `step` stays on the CPU unless the optimizer is fused or capturable), which this
+    applies again whatever put the state where it is. The LR schedule holds no tensors; accelerate restores the
+    RNG states of their own devices.
+    """
+    device = optimization.parameters[0].device
+    if optimization.ema is not None:
+        optimization.ema.to(device)
+    optimizer = getattr(optimization.optimizer, "optimizer", optimization.optimizer)  # accelerate's wrapper
+    optimizer.load_state_dict(optimizer.state_dict())
+
+
+def resume_training_state(accelerator, folder: Path, optimization: Optimization) -> dict:
+    """Restore the checkpoint in `folder` into the accelerator's registered objects, on the weights' devices;
+    returns its trainer state."""
+    state = checkpoint.load_checkpoint(accelerator, folder)
+    place_training_state(optimization)
+    return state
 
 
 def train_step(optimization: Optimization, inputs: StepInputs, accelerator) -> torch.Tensor:
@@ -142,7 +187,36 @@ def train_step(optimization: Optimization, inputs: StepInputs, accelerator) -> t
 
 
 class TrainingDiverged(UserError):
-    """The loss became non-finite; the run's status is `diverged` and its last good checkpoint is kept."""
+    """A loss failed the divergence test (`DivergenceTest`): the run's status is `diverged`, and it names its last
+    good checkpoint, one whose weights gave a loss that passed the same test."""
+
+
+# The divergence test. A loss fails it when it is not finite, or when it blows up: when it exceeds BLOWUP_FACTOR
+# times the median of the last BLOWUP_HISTORY losses that passed (the first loss of a run has no reference and
+# is only checked for finiteness). A diffusion loss is a mean squared error of order 1 whose batch-to-batch spread
+# stays far inside this factor, while weights that blew up give losses many orders of magnitude larger or
+# non-finite ones. The same test judges checkpoints: the checkpoint after step c holds the weights that compute
+# the loss of step c + 1, so it is good only when that loss passes.
+BLOWUP_FACTOR = 1000.0
+BLOWUP_HISTORY = 100
+
+
+class DivergenceTest:
+    """The one test that flags divergence and judges checkpoints (see BLOWUP_FACTOR)."""
+
+    def __init__(self, history: Iterable[float] = ()):
+        self.history = deque(history, maxlen=BLOWUP_HISTORY)  # the last losses that passed, oldest first
+
+    def failure(self, loss: float) -> str | None:
+        """Why `loss` fails the test, or None when it passes (then it joins the running history)."""
+        if not math.isfinite(loss):
+            return f"loss became non-finite ({loss})"
+        if self.history:
+            median = statistics.median(self.history)
+            if median > 0 and loss > BLOWUP_FACTOR * median:
+                return f"loss blew up ({loss:.4g} > {BLOWUP_FACTOR:g} x the running median {median:.4g})"
+        self.history.append(loss)
+        return None
 
 
 @dataclass
@@ -180,29 +254,102 @@ class TrainResult:
     metrics: dict = field(default_factory=dict)
 
 
+# What may differ when a run folder that holds results is trained again: the budget (extend a run; how often it
+# logs and checkpoints), what only sets the speed (SPEED_ONLY_KEYS), and the evaluation batch (an image depends
+# only on its caption and seed). Anything else would mix results made under different settings in one folder.
+RESUMABLE_SECTIONS = ("budget",)
+RESUMABLE_KEYS = SPEED_ONLY_KEYS | {"eval.batch_size", "run_dir"}
+
+
+def _flat(config: dict) -> dict:
+    """{'recipe.lr': 1e-4, 'seed': 0, ...}: a resolved config's keys, one level of sections deep."""
+    flat = {}
+    for key, value in config.items():
+        if isinstance(value, dict):
+            flat.update({f"{key}.{name}": item for name, item in value.items()})
+        else:
+            flat[key] = value
+    return flat
+
+
 def _check_same_run(run: RunDir, config: TrainConfig) -> None:
-    """Re-running a command resumes its run; pointing a different config at the same folder is an error."""
+    """Re-running a command resumes its run; a config under which the folder's results would not be comparable
+    is refused, naming the keys, before anything is written. So config.json, rewritten at the start, always
+    describes what was done.
+
+    A folder whose run has done nothing (no checkpoint, no final weights: a start that failed, or a run that
+    diverged before any good checkpoint) holds no results, so its config is replaced: a typo never locks it.
+    """
     if not run.config_file.is_file():
         return
-    import json
-
-    old = without_speed_only_keys(json.loads(run.config_file.read_text()))
-    new = without_speed_only_keys(config.model_dump(mode="json"))
-    # The budget may change (extend a run), and so may what only sets the speed (SPEED_ONLY_KEYS); everything
-    # that defines *what* is trained may not.
+    latest = checkpoint.latest_checkpoint(run.checkpoints)
+    if latest is None and not run.final.is_dir():
+        return
+    old, new = _flat(json.loads(run.config_file.read_text())), _flat(config.model_dump(mode="json"))
     differing = [
-        f"{section}.{key}"
-        for section in ("model", "data", "text", "recipe")
-        for key in sorted(set(old.get(section, {})) | set(new[section]))
-        if old.get(section, {}).get(key) != new[section].get(key)
+        key
+        for key in sorted(set(old) | set(new), key=lambda key: (key.count("."), key))
+        if old.get(key) != new.get(key)
+        and key not in RESUMABLE_KEYS
+        and key.split(".")[0] not in RESUMABLE_SECTIONS
     ]
-    if old.get("seed") != new["seed"]:
-        differing.append("seed")
     if differing:
         raise UserError(
-            f"run folder {run.path} already holds a different run (differs in {', '.join(differing)}); "
-            "use a new run_dir or the original config"
+            f"run folder {run.path} already holds a different run (differs in {', '.join(differing)}): its "
+            "checkpoints and evaluations were made under the other values; use a new run_dir or the original "
+            "config"
         )
+    trained = checkpoint.step_of(latest) if latest is not None else 0
+    total = config.budget.total_steps
+    if total < trained:
+        raise UserError(
+            f"budget.total_steps {total} is below the {trained} steps run folder {run.path} has trained; "
+            f"give at least {trained}"
+        )
+    old_total = old.get("budget.total_steps")
+    if config.recipe.lr_schedule == "cosine" and old_total != total:
+        raise UserError(
+            f"budget.total_steps changes from {old_total} to {total}, but recipe.lr_schedule 'cosine' decays "
+            f"over budget.total_steps, so the {trained} steps in run folder {run.path} trained on another "
+            "schedule; use a new run_dir or the original budget"
+        )
+
+
+def _write_exit_status(run: RunDir, status: str, step: int, message: str) -> None:
+    """status.json after an exit; never raises, so the exit's own error is what the user sees."""
+    checkpoint.remove_partial_checkpoints(run.checkpoints)  # a write cut short (disk full) frees its space
+    try:
+        run.write_status(status, step, message)
+    except OSError as error:
+        print(
+            f"t2iscale train: could not record status {status!r} in {run.status_file}: {error}",
+            file=sys.stderr,
+        )
+
+
+@contextlib.contextmanager
+def status_on_exit(run: RunDir, is_main: bool, current_step):
+    """Keep status.json truthful however training ends: `failed` after an error (disk full included),
+    `interrupted` after Ctrl-C or an exit request, each with the step reached and where the same command resumes;
+    a divergence records its own status where it is detected. `current_step()`: the step reached."""
+    try:
+        yield
+    except TrainingDiverged:
+        raise
+    except BaseException as error:
+        if is_main:
+            step = current_step()
+            latest = checkpoint.latest_checkpoint(run.checkpoints)
+            resume = f"the same command resumes from {latest.name if latest else 'the start'}"
+            if isinstance(error, KeyboardInterrupt | SystemExit):
+                status, what = "interrupted", f"interrupted ({type(error).__name__})"
+            elif isinstance(error, OSError) and error.errno == errno.ENOSPC:
+                status, what = "failed", f"disk full ({error})"
+                resume = f"free space, then {resume}"
+            else:
+                status, what = "failed", f"{type(error).__name__}: {error}"
+            _write_exit_status(run, status, step, f"{what} at step {step}; {resume}")
+        raise
 
 
 def _step_inputs_maker(components: RunComponents, config: TrainConfig, rank: int, world_size: int):
@@ -240,162 +387,206 @@ def train(config: TrainConfig, hooks: Sequence[Hook] = (), progress: bool = True
     # global batch = processes x micro-batch x accumulation steps.
     global_batch, micro_batch, accumulation = batch_geometry(recipe, world_size)
     run = RunDir(config.run_dir)
-    if accelerator.is_main_process:  # the resolved config is written (and printed) before any work starts
+    is_main = accelerator.is_main_process
+    if is_main:  # checked before anything is written
         _check_same_run(run, config)
-        run.create()
-        run.config_file.write_text(config.to_json() + "\n")
-        checkpoint.remove_partial_checkpoints(run.checkpoints)
-        if progress:
-            print(f"t2iscale train: resolved config ({run.config_file})\n{config.to_json()}", file=sys.stderr)
-    accelerator.wait_for_everyone()
-
-    # --- Stage 2: data, text conditioning, backbone, objective ---------------------------------------------
-    torch.manual_seed(config.seed)  # identical initial weights on every process
-    components = build_components(config, device, rank, world_size)
-    accounting = components.accounting  # training FLOPs: accounting.train_flops(images_seen)
-
-    # --- Stage 3: optimizer (AdamW), learning-rate schedule, EMA, accelerate's wrapping (prepare_optimization) --
-    optimization = prepare_optimization(
-        components.model, recipe, accelerator, micro_batch, accumulation, budget.total_steps
-    )
-
-    # --- Stage 4: resume from the last complete checkpoint ----------------------------------------------------
-    step, images_seen, resumed_from = 0, 0, 0
     latest = checkpoint.latest_checkpoint(run.checkpoints)
-    if latest is not None:
-        state = checkpoint.load_checkpoint(accelerator, latest)
-        step, images_seen = state["step"], state["images_seen"]
-        components.source.load_state_dict(state["data_positions"][rank])
-        resumed_from = step
-    if accelerator.is_main_process:  # lines logged after the checkpoint are logged again by the resumed steps
-        for log in run.step_logs:
-            truncate_after_step(log, step)
-    if step >= budget.total_steps and run.read_status().get("status") == "finished":
-        return TrainResult("finished", step, images_seen, accounting.train_flops(images_seen), run.path, step)
-    if accelerator.is_main_process:
-        run.write_status("running", step, f"resumed from step {step}" if step else "")
-    metrics_log = JsonlWriter(run.metrics_file)
-
-    def run_hooks(final: bool) -> None:
-        for hook in hooks:
-            if hook.due(step, final):
-                context = HookContext(
-                    step=step,
-                    images_seen=images_seen,
-                    train_flops=accounting.train_flops(images_seen),
-                    config=config,
-                    run=run,
-                    accelerator=accelerator,
-                    components=components,
-                    final=final,
-                    ema=optimization.ema,
+    step = checkpoint.step_of(latest) if latest is not None else 0  # the step reached, for status.json
+    with status_on_exit(run, is_main, lambda: step):
+        if is_main:  # the resolved config is written (and printed) before any work starts
+            run.create()
+            run.write_config(config.to_json())
+            checkpoint.remove_partial_checkpoints(run.checkpoints)
+            if progress:
+                print(
+                    f"t2iscale train: resolved config ({run.config_file})\n{config.to_json()}",
+                    file=sys.stderr,
                 )
-                hook.callback(context)
-                optimization.model.train()
+        accelerator.wait_for_everyone()
 
-    # A kill between a checkpoint and its step's hooks (evaluation runs after the checkpoint) leaves them undone;
-    # run them now. Hooks skip work they already did (evaluation checks eval.jsonl).
-    if resumed_from:
-        run_hooks(final=step >= budget.total_steps)
-    peak, peak_source = peak_tflops(device, mixed_precision)
+        # --- Stage 2: data, text conditioning, backbone, objective -----------------------------------------
+        torch.manual_seed(config.seed)  # identical initial weights on every process
+        components = build_components(config, device, rank, world_size)
+        accounting = components.accounting  # training FLOPs: accounting.train_flops(images_seen)
 
-    def trainer_state(source_state: dict) -> dict:
-        # Every process's data position (gathered), so the resumed run reads on where each process stopped.
-        from accelerate.utils import gather_object
-
-        return {
-            "step": step,
-            "images_seen": images_seen,
-            "train_flops": accounting.train_flops(images_seen),
-            "data_positions": gather_object([source_state]),
-        }
-
-    def stop_diverged(window_loss: float) -> None:
-        message = (
-            f"loss became non-finite ({window_loss}) by step {step}; the last good checkpoint is "
-            f"{checkpoint.latest_checkpoint(run.checkpoints) or 'none'}. Lower recipe.lr or check the data."
+        # --- Stage 3: optimizer (AdamW), learning-rate schedule, EMA, accelerate's wrapping ---------------------
+        optimization = prepare_optimization(
+            components.model, recipe, accelerator, micro_batch, accumulation, budget.total_steps
         )
-        if accelerator.is_main_process:
-            run.write_status("diverged", step, message)
-        raise TrainingDiverged(message)
 
-    # --- Stage 5: the step loop -------------------------------------------------------------------------------
-    optimization.model.train()
-    bar = tqdm(
-        total=budget.total_steps,
-        initial=step,
-        desc=f"train {config.model.backbone}",
-        unit="step",
-        disable=not (progress and accelerator.is_main_process),
-    )
-    # The loss is summed on the device and read (a host synchronization) only when logged.
-    window_loss = torch.zeros((), device=device)
-    window_steps, window_start, window_data_wait = 0, time.perf_counter(), 0.0
-    reset_peak_memory(device)
-    make_inputs = _step_inputs_maker(components, config, rank, world_size)
-    depth = config.data.prefetch_batches  # 'auto' resolved on the device
-    with Prefetcher.for_device(make_inputs, step, device, depth, end_step=budget.total_steps) as prefetcher:
-        while step < budget.total_steps:
-            # Stage 5a: this process's slice of the global batch, and the global batch's randomness (made ahead
-            # on the prefetch thread; the wait is logged as data_wait_fraction: near 0 when data keeps up). The
-            # inputs carry the data position after their batch, which a checkpoint after this step stores.
-            wait_start = time.perf_counter()
-            inputs = prefetcher.next()
-            window_data_wait += time.perf_counter() - wait_start
+        # --- Stage 4: resume from the last complete checkpoint, every piece of state on the weights' device ----
+        images_seen, resumed_from = 0, 0  # step: the latest checkpoint's (0 without one), read in Stage 1
+        divergence = DivergenceTest()
+        # The newest checkpoint's step while no loss computed from its weights has been judged (DivergenceTest).
+        unjudged = None
+        if latest is not None:
+            state = resume_training_state(accelerator, latest, optimization)
+            step, images_seen = state["step"], state["images_seen"]
+            components.source.load_state_dict(state["data_positions"][rank])
+            divergence = DivergenceTest(state.get("loss_history", ()))
+            unjudged = None if checkpoint.is_good(latest) else step
+            resumed_from = step
+        if is_main:  # lines logged after the checkpoint are logged again by the resumed steps
+            for log in run.step_logs:
+                truncate_after_step(log, step)
+        if step >= budget.total_steps and run.read_status().get("status") == "finished":
+            return TrainResult(
+                "finished", step, images_seen, accounting.train_flops(images_seen), run.path, step
+            )
+        if is_main:
+            run.write_status("running", step, f"resumed from step {step}" if step else "")
+        metrics_log = JsonlWriter(run.metrics_file)
 
-            # Stage 5b: forward/backward over micro-batches, clip, AdamW, LR schedule, EMA.
-            window_loss += train_step(optimization, inputs, accelerator)
-            step += 1
-            images_seen += global_batch
-            window_steps += 1
-            bar.update(1)
+        def run_hooks(final: bool) -> None:
+            for hook in hooks:
+                if hook.due(step, final):
+                    context = HookContext(
+                        step=step,
+                        images_seen=images_seen,
+                        train_flops=accounting.train_flops(images_seen),
+                        config=config,
+                        run=run,
+                        accelerator=accelerator,
+                        components=components,
+                        final=final,
+                        ema=optimization.ema,
+                    )
+                    hook.callback(context)
+                    optimization.model.train()
 
-            # Stage 5c: log (mean loss over processes and steps), watch for divergence.
-            is_last = step == budget.total_steps
-            if step % budget.log_every_steps == 0 or is_last or step % budget.checkpoint_every_steps == 0:
-                mean_loss = accelerator.reduce(window_loss, reduction="mean").item() / max(window_steps, 1)
-                if not math.isfinite(mean_loss):
-                    stop_diverged(mean_loss)
-                seconds = time.perf_counter() - window_start
-                images_per_second = window_steps * global_batch / max(seconds, 1e-9)
-                record = {
-                    "step": step,
-                    "images_seen": images_seen,
-                    "loss": mean_loss,
-                    "lr": optimization.lr,
-                    "images_per_s": images_per_second,
-                    # model FLOPs utilization per process, against the device's peak (datasheet bf16 on GPUs)
-                    "mfu": images_per_second * accounting.train_gflops_per_image / 1e3 / peak / world_size,
-                    "train_flops": accounting.train_flops(images_seen),
-                    "peak_memory_gib": peak_memory_gib(device),
-                    "data_wait_fraction": window_data_wait / max(seconds, 1e-9),
-                    "processes": world_size,
-                    **inputs.data_counters,
-                }
-                if accelerator.is_main_process:
-                    metrics_log.write(record)
-                bar.set_postfix(loss=f"{mean_loss:.4f}", img_s=f"{images_per_second:.0f}")
-                window_loss.zero_()
-                window_steps, window_start, window_data_wait = 0, time.perf_counter(), 0.0
+        # A kill between a checkpoint and its step's hooks (evaluation runs after the checkpoint) leaves them
+        # undone; run them now. Hooks skip work they already did (evaluation checks eval.jsonl).
+        if resumed_from:
+            run_hooks(final=step >= budget.total_steps)
+        peak, peak_source = peak_tflops(device, mixed_precision)
 
-            # Stage 5d: checkpoint (atomically: a kill mid-write leaves the previous one), then hooks such as
-            # evaluation, which a resume after a kill between the two runs again (Stage 4).
-            if step % budget.checkpoint_every_steps == 0 or is_last:
-                checkpoint.save_checkpoint(
-                    accelerator,
-                    run.checkpoints,
-                    step,
-                    trainer_state(inputs.source_state),
-                    budget.keep_checkpoints,
-                )
-            run_hooks(is_last)
-    bar.close()
+        def trainer_state(source_state: dict) -> dict:
+            # Every process's data position (gathered), so the resumed run reads on where each process stopped;
+            # the divergence test's history, so the resumed run judges its losses as an uninterrupted one would.
+            from accelerate.utils import gather_object
 
-    # --- Stage 6: final weights in diffusers format (`save_pretrained`: they load into a diffusers pipeline) ----
-    if accelerator.is_main_process:
-        components.save_final(run.final, optimization.ema)
-        run.write_status("finished", step, f"peak TFLOP/s for MFU: {peak:.1f} ({peak_source})")
-    accelerator.wait_for_everyone()
+            return {
+                "step": step,
+                "images_seen": images_seen,
+                "train_flops": accounting.train_flops(images_seen),
+                "data_positions": gather_object([source_state]),
+                "loss_history": list(divergence.history),
+            }
+
+        def stop_diverged(at: int, reason: str) -> None:
+            # The newest checkpoint, if no loss has judged it yet, holds the weights that computed the failing
+            # loss: it is moved aside (kept for inspection, never resumed from).
+            if is_main and unjudged is not None:
+                checkpoint.set_aside_diverged(run.checkpoints, unjudged)
+            good = checkpoint.last_good_checkpoint(run.checkpoints)
+            where = good or "none (no checkpoint's weights passed the test)"
+            message = f"{reason} at step {at}; the last good checkpoint is {where}. Lower recipe.lr or check the data."
+            if is_main:
+                run.write_status("diverged", at, message)
+            raise TrainingDiverged(message)
+
+        # --- Stage 5: the step loop ---------------------------------------------------------------------------
+        optimization.model.train()
+        bar = progress_bar(
+            total=budget.total_steps,
+            initial=step,
+            desc=f"train {config.model.backbone}",
+            unit="step",
+            enabled=progress and is_main,
+        )
+        # Each step's loss stays on the device and is read (a host synchronization) only when logged.
+        window_losses: list[torch.Tensor] = []
+        window_start, window_data_wait = time.perf_counter(), 0.0
+        reset_peak_memory(device)
+        make_inputs = _step_inputs_maker(components, config, rank, world_size)
+        depth = config.data.prefetch_batches  # 'auto' resolved on the device
+        with Prefetcher.for_device(
+            make_inputs, step, device, depth, end_step=budget.total_steps
+        ) as prefetcher:
+            while step < budget.total_steps:
+                # Stage 5a: this process's slice of the global batch, and the global batch's randomness (made
+                # ahead on the prefetch thread; the wait is logged as data_wait_fraction: near 0 when data keeps
+                # up). The inputs carry the data position after their batch, which a checkpoint after this step
+                # stores.
+                wait_start = time.perf_counter()
+                inputs = prefetcher.next()
+                window_data_wait += time.perf_counter() - wait_start
+
+                # Stage 5b: forward/backward over micro-batches, clip, AdamW, LR schedule, EMA.
+                lr = optimization.lr  # what this step trains at (train_step moves the schedule on)
+                window_losses.append(train_step(optimization, inputs, accelerator))
+                step += 1
+                images_seen += global_batch
+                bar.update(1)
+
+                # Stage 5c: log (mean loss over processes and steps); each step's loss takes the divergence
+                # test, which also judges the newest checkpoint by the first loss computed from its weights.
+                is_last = step == budget.total_steps
+                if step % budget.log_every_steps == 0 or is_last or step % budget.checkpoint_every_steps == 0:
+                    losses = accelerator.reduce(torch.stack(window_losses), reduction="mean").tolist()
+                    first = step - len(losses) + 1
+                    for at, loss in enumerate(losses, start=first):
+                        reason = divergence.failure(loss)
+                        if reason is not None:
+                            stop_diverged(at, reason)
+                        if unjudged == at - 1:  # the checkpoint's weights computed this loss, and it passed
+                            if is_main:
+                                checkpoint.mark_good(
+                                    run.checkpoints,
+                                    unjudged,
+                                    judged_by_step=at,
+                                    loss=loss,
+                                    keep=budget.keep_checkpoints,
+                                )
+                            unjudged = None
+                    mean_loss = sum(losses) / len(losses)
+                    seconds = time.perf_counter() - window_start
+                    images_per_second = len(losses) * global_batch / max(seconds, 1e-9)
+                    record = {
+                        "step": step,
+                        "images_seen": images_seen,
+                        "loss": mean_loss,
+                        "lr": lr,
+                        "images_per_s": images_per_second,
+                        # model FLOPs utilization per process, against the device's peak (datasheet bf16 on GPUs)
+                        "mfu": images_per_second
+                        * accounting.train_gflops_per_image
+                        / 1e3
+                        / peak
+                        / world_size,
+                        "train_flops": accounting.train_flops(images_seen),
+                        "peak_memory_gib": peak_memory_gib(device),
+                        "data_wait_fraction": window_data_wait / max(seconds, 1e-9),
+                        "processes": world_size,
+                        **inputs.data_counters,
+                    }
+                    if is_main:
+                        metrics_log.write(record)
+                    bar.set_postfix(loss=f"{mean_loss:.4f}", img_s=f"{images_per_second:.0f}")
+                    window_losses.clear()
+                    window_start, window_data_wait = time.perf_counter(), 0.0
+
+                # Stage 5d: checkpoint (atomically: a kill mid-write leaves the previous one), then hooks such as
+                # evaluation, which a resume after a kill between the two runs again (Stage 4).
+                if step % budget.checkpoint_every_steps == 0 or is_last:
+                    checkpoint.save_checkpoint(
+                        accelerator,
+                        run.checkpoints,
+                        step,
+                        trainer_state(inputs.source_state),
+                        budget.keep_checkpoints,
+                    )
+                    unjudged = step
+                run_hooks(is_last)
+        bar.close()
+
+        # --- Stage 6: final weights in diffusers format (`save_pretrained`: they load into a diffusers pipeline)
+        if is_main:
+            components.save_final(run.final, optimization.ema)
+            # Finished: no loss will judge the last checkpoint, and the good one kept for it is no longer needed.
+            checkpoint.prune(run.checkpoints, budget.keep_checkpoints, keep_good=False)
+            run.write_status("finished", step, f"peak TFLOP/s for MFU: {peak:.1f} ({peak_source})")
+        accelerator.wait_for_everyone()
     return TrainResult(
         "finished", step, images_seen, accounting.train_flops(images_seen), run.path, resumed_from
     )

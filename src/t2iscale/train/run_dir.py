@@ -2,9 +2,12 @@
 
 <run_dir>/
   config.json          the resolved config (written before work starts)
-  status.json          {"status": running|finished|diverged|failed, "message", "step", "updated_at"}
+  status.json          {"status": running|finished|diverged|failed|interrupted, "message", "step", "updated_at"}:
+                       true after every kind of exit (an error, disk full, Ctrl-C); only a kill -9 leaves
+                       `running` behind, which a study detects by its claim's heartbeat
   metrics.jsonl        one line per logged step
-  checkpoints/step_000100/   accelerate state + trainer_state.json (atomic: written as .tmp, then renamed)
+  checkpoints/step_000100/   accelerate state + trainer_state.json (atomic: written as .tmp, then renamed);
+                       good.json once its weights passed the divergence test; .diverged when they failed it
   final/               backbone/ (diffusers save_pretrained), text_encoder/ (learned encoders), ema/
   eval/                eval.jsonl (one line per step and metric) and step_000100/ (images, manifest, scores)
 """
@@ -19,14 +22,33 @@ from pathlib import Path
 
 from t2iscale.errors import UserError
 
-STATUSES = ("running", "finished", "diverged", "failed")
+STATUSES = ("running", "finished", "diverged", "failed", "interrupted")
+
+
+def write_text_atomic(path: Path, text: str) -> None:
+    """Write then rename, so a reader (or a killed writer) never sees half a file."""
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    try:
+        tmp.write_text(text)
+    except BaseException:
+        tmp.unlink(missing_ok=True)  # a write cut short (disk full) leaves no stray file
+        raise
+    os.replace(tmp, path)
 
 
 def write_json_atomic(path: Path, payload) -> None:
-    """Write then rename, so a reader (or a killed writer) never sees half a file."""
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_text(json.dumps(payload, indent=2))
-    os.replace(tmp, path)
+    write_text_atomic(path, json.dumps(payload, indent=2))
+
+
+def _rewrite_in_place(path: Path, text: str) -> None:
+    """Truncate and rewrite: on a full disk, truncating frees the blocks a small file needs again."""
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    try:
+        data = text.encode()
+        while data:
+            data = data[os.write(descriptor, data) :]
+    finally:
+        os.close(descriptor)
 
 
 @dataclass(frozen=True)
@@ -73,10 +95,19 @@ class RunDir:
         self.path.mkdir(parents=True, exist_ok=True)
         self.checkpoints.mkdir(exist_ok=True)
 
+    def write_config(self, text: str) -> None:
+        write_text_atomic(self.config_file, text if text.endswith("\n") else text + "\n")
+
     def write_status(self, status: str, step: int, message: str = "") -> None:
+        """Atomically; when the disk is too full for a new file, by rewriting the old one in place."""
         assert status in STATUSES, status
-        payload = {"status": status, "step": step, "message": message, "updated_at": time.time()}
-        write_json_atomic(self.status_file, payload)
+        text = json.dumps(
+            {"status": status, "step": step, "message": message, "updated_at": time.time()}, indent=2
+        )
+        try:
+            write_text_atomic(self.status_file, text)
+        except OSError:
+            _rewrite_in_place(self.status_file, text)
 
     def read_status(self) -> dict:
         if not self.status_file.is_file():

@@ -27,6 +27,7 @@ options say otherwise:
   GMACs       multiply-accumulates of convolutions and linear layers (the paper's Table 1 convention)
   attn GMACs  the QK^T and AV matmuls of all attentions (left out of Table 1)
   fwd GFLOPs  2 x (GMACs + attn GMACs); training compute per image = 3 x fwd GFLOPs
+--json adds gmacs_attn_proj: the attention layers' projections, a part of GMACs (Table 1's attention column).
 Extra names (any member of a family, e.g. sdxl-c16-td1_2) are added to the table.
 `t2iscale zoo compare A B` prints B's ratios to A.
 Released configs (*-release) keep their own context width and input channels."""
@@ -82,7 +83,9 @@ def run(args) -> int:
     extra_names = getattr(args, "names", [])
     if extra_names and extra_names[0] == COMPARE:
         if len(extra_names) != 3:
-            raise UserError(f"`t2iscale zoo compare` takes exactly two names, got {len(extra_names) - 1}")
+            args.command_parser.error(
+                f"`t2iscale zoo compare` takes exactly two names, got {len(extra_names) - 1}"
+            )
         base, other = (account(name, setting) for name in extra_names[1:])
         print(json.dumps(_comparison(base, other), indent=2) if args.json else _compare_text(base, other))
         return 0

@@ -11,10 +11,10 @@ import json
 from pathlib import Path
 
 import webdataset as wds
-from tqdm.auto import tqdm
 
 from t2iscale.data.shapes.dataset import ShapesDataset
 from t2iscale.errors import UserError
+from t2iscale.progress import progress_bar
 
 SHARD_PATTERN = "shapes-%06d.tar"
 
@@ -31,7 +31,7 @@ def write_shards(
         raise UserError(f"output directory {str(out_dir)!r} already holds shapes shards; choose an empty one")
     noun_pairs_total = 0
     with wds.ShardWriter(str(out_dir / SHARD_PATTERN), maxcount=shard_size, verbose=0) as sink:
-        for index in tqdm(range(len(dataset)), desc="shapes shards", unit="img", disable=not progress):
+        for index in progress_bar(range(len(dataset)), enabled=progress, desc="shapes shards", unit="img"):
             record = dataset.record(index)
             noun_pairs_total += record["noun_pairs"]
             sink.write(
