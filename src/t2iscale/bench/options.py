@@ -124,7 +124,9 @@ class BenchOptions:
             entry = resolve(name)
             for setting in self.settings():
                 config = entry.model_config(setting)
-                if config.get("addition_embed_type") is not None:
+                # SDXL's add-embedding needs pooled text and micro-conditioning the common signature does not carry;
+                # IF's "text" addition embedding pools the context the backbone already gets.
+                if config.get("addition_embed_type") == "text_time":
                     raise UserError(
                         f"zoo name {name!r} keeps SDXL's add-embedding (pooled text + micro-conditioning) for "
                         "parameter parity; the benchmark drives the common signature only (bench `sdxl`)"

@@ -6,6 +6,7 @@ import json
 import sys
 
 from t2iscale.cli import add_command
+from t2iscale.cli_groups import show_commands
 
 RUN_DESCRIPTION = """Run a study: every grid point of a study file (TOML) or preset, under one recipe.
 
@@ -20,12 +21,7 @@ points adds runs, any other change is refused. Several runners on one DIR never 
 
 
 def register(subparsers):
-    parser = add_command(
-        subparsers,
-        "study",
-        lambda args: args.command_parser.print_help(),
-        help="run grid studies (resumable)",
-    )
+    parser = add_command(subparsers, "study", show_commands, help="run grid studies (resumable)")
     group = parser.add_subparsers(title="study commands", metavar="COMMAND")
 
     run = add_command(
