@@ -11,6 +11,11 @@ os.environ.setdefault("TQDM_DISABLE", "1")
 # (a tiny forward went from ~50 ms to seconds under contention). Subprocesses inherit these too.
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("MKL_NUM_THREADS", "1")
+# Rendered shapes sets (`t2iscale.data.shapes.cache`) go to one folder per test session, never the user's cache.
+if "T2ISCALE_CACHE_DIR" not in os.environ:
+    import tempfile
+
+    os.environ["T2ISCALE_CACHE_DIR"] = tempfile.mkdtemp(prefix="t2iscale-test-cache-")
 
 import torch  # noqa: E402
 

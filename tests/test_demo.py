@@ -27,7 +27,9 @@ def test_demo_trains_the_ladder_fits_reports_and_resumes(tmp_path, capsys):
     printed = capsys.readouterr().out
     assert "Spearman(params, TIFA)" in printed and "report.html" in printed
     assert "TIFA [95% CI]" in printed and "exact permutation test over" in printed
-    assert "largest - smallest at step 4:" in printed and "within one training seed" in printed
+    assert "largest - smallest at step 4:" in printed and "one training seed" in printed
+    bar_lines = [line for line in printed.splitlines() if line.startswith(("  pass  ", "  FAIL  "))]
+    assert len(bar_lines) == 3  # each bar with its figure and pass/fail
 
     summary = json.loads((out / "summary.json").read_text())
     models = summary["models"]
@@ -51,11 +53,17 @@ def test_demo_trains_the_ladder_fits_reports_and_resumes(tmp_path, capsys):
     assert 0.3 < summary["chance_level"] < 0.6
     assert -1.0 <= summary["spearman_params_tifa"] <= 1.0
     assert set(summary["fits"]) == {"compute", "params"}
-    assert set(summary["bars"]) == {
+    bars = summary["bars"]
+    assert set(bars) == {
+        "spearman_p",
+        "spearman_p_ok",
+        "largest_minus_smallest_lo",
+        "largest_above_smallest_ok",
         "largest_margin_over_chance",
         "largest_margin_over_chance_ok",
-        "spearman_ok",
     }
+    assert bars["spearman_p_ok"] == (bars["spearman_p"] < 0.05)
+    assert bars["largest_above_smallest_ok"] == (summary["largest_vs_smallest"]["effect"]["lo"] > 0)
     assert summary["elapsed_s"] > 0
     assert (out / "report" / "report.html").is_file()
 
@@ -71,3 +79,15 @@ def test_demo_trains_the_ladder_fits_reports_and_resumes(tmp_path, capsys):
     assert [(m["run_ids"], m["final_tifa"]) for m in again["models"]] == [
         (m["run_ids"], m["final_tifa"]) for m in models
     ]
+
+
+def test_demo_seed_is_its_own_study(tmp_path, capsys, monkeypatch):
+    from t2iscale import demo
+
+    calls = []
+    monkeypatch.setattr(demo, "run_demo", lambda out, **options: calls.append((out, options)))
+    monkeypatch.chdir(tmp_path)
+    assert main(["demo", "--seed", "7", "--quiet"]) == 0
+    assert main(["demo", "--quiet"]) == 0
+    assert [out for out, _ in calls] == ["demo-study-seed7", "demo-study"]
+    assert calls[0][1]["overrides"] == ["base.seed=7"] and calls[1][1]["overrides"] == []

@@ -39,6 +39,7 @@ SHAPES_PROMPTS_PREFIX = "shapes-"  # eval.prompts: the built-in sets (shapes-v1)
 SPEED_ONLY_KEYS = frozenset(
     {
         "data.prefetch_batches",
+        "data.render_cache",
         "recipe.compile",
         "recipe.channels_last",
         "recipe.gradient_checkpointing",
@@ -117,6 +118,12 @@ class DataConfig(_Config):
         "auto",
         description="batches made ahead on a background thread (pinned memory on CUDA); 0: made in the loop; "
         "auto: 2 on CUDA, 0 on the CPU. Changes speed only, never what is trained",
+    )
+
+    render_cache: bool = Field(
+        True,
+        description="shapes world: render the training set once into a cache shared by every run that trains on "
+        "it ($T2ISCALE_CACHE_DIR, default ~/.cache/t2iscale). Changes speed only, never what is trained",
     )
 
     @field_validator("prefetch_batches")

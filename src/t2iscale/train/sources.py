@@ -87,7 +87,8 @@ def pixels_to_model_space(images: np.ndarray) -> torch.Tensor:
 
 
 class ShapesSource:
-    """The shapes world rendered on the fly (it renders far faster than a CPU trains on it)."""
+    """The shapes world: rendered once into a cache that the study's runs share (`data.render_cache`,
+    `t2iscale.data.shapes.cache`), or on the fly."""
 
     def __init__(self, data_config, run_seed: int):
         from t2iscale.data.shapes import ShapesDataset
@@ -102,6 +103,8 @@ class ShapesSource:
         self.run_seed = run_seed
         self.position = 0  # global samples consumed so far
         self._permutations: dict[int, np.ndarray] = {}
+        self._use_cache = data_config.render_cache
+        self._rendered = None  # the cached set, opened (or rendered) at the first batch
 
     @property
     def size(self) -> int:
@@ -121,13 +124,21 @@ class ShapesSource:
         images = np.empty(
             (len(positions), self.dataset.resolution, self.dataset.resolution, 3), dtype=np.uint8
         )
+        if self._use_cache and self._rendered is None:
+            from t2iscale.data.shapes.cache import rendered_set
+
+            self._rendered = rendered_set(self.dataset)
         captions = []
         for row, position in enumerate(positions):
             epoch, offset = divmod(int(position), self.size)
             index = int(self._order(epoch)[offset])
-            item_images, item_captions = self.dataset.batch([index], epoch)
-            images[row] = item_images[0]
-            captions.append(item_captions[0])
+            if self._rendered is None:
+                item_images, item_captions = self.dataset.batch([index], epoch)
+                images[row], caption = item_images[0], item_captions[0]
+            else:  # the same image and caption, read instead of rendered
+                images[row] = self._rendered.images[index]
+                caption = self.dataset.caption(index, epoch, self._rendered.captions(index))
+            captions.append(caption)
         rows = torch.arange(global_batch)[rank_slice(global_batch, rank, world_size)]
         return Batch(x0=pixels_to_model_space(images), captions=captions, global_rows=rows)
 
