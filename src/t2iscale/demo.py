@@ -100,7 +100,7 @@ def train_ladder(out: Path, workers: int, overrides: list[str], progress: bool) 
         raise UserError(f"a demo worker failed ({tails}); rerun `t2iscale demo` to resume")
 
 
-def summarize(out: Path, elapsed_s: float, factors: list[str]) -> dict:
+def summarize(out: Path, elapsed_s: float, factors: list[str], command: str = "t2iscale demo") -> dict:
     """Per model: name, params, final TIFA with its 95% interval and n; the exact Spearman of TIFA with params;
     the fits with intervals; the comparisons of the study's factors; the bars; elapsed seconds."""
     from t2iscale.eval.metrics import metric_info
@@ -164,16 +164,28 @@ def summarize(out: Path, elapsed_s: float, factors: list[str]) -> dict:
         "fits": fits,
         "comparisons": comparisons,
         "largest_vs_smallest": largest_vs_smallest,
+        # Self-describing bars (label, value, threshold, pass), as the report's headline reads them.
         "bars": {
-            "spearman_p": spearman["p_value"],
-            "spearman_p_ok": spearman["p_value"] < MAX_SPEARMAN_P,
-            "largest_minus_smallest_lo": None
-            if largest_vs_smallest is None
-            else largest_vs_smallest["effect"]["lo"],
-            "largest_above_smallest_ok": separated,
-            "largest_margin_over_chance": margin,
-            "largest_margin_over_chance_ok": margin >= MIN_MARGIN_OVER_CHANCE,
+            "spearman_p": {
+                "label": "exact p of Spearman(params, TIFA), below",
+                "value": spearman["p_value"],
+                "bar": MAX_SPEARMAN_P,
+                "ok": spearman["p_value"] < MAX_SPEARMAN_P,
+            },
+            "largest_above_smallest": {
+                "label": "largest - smallest, lower end of the paired 95% CI, above",
+                "value": None if largest_vs_smallest is None else largest_vs_smallest["effect"]["lo"],
+                "bar": 0.0,
+                "ok": separated,
+            },
+            "largest_margin_over_chance": {
+                "label": "largest model's TIFA over chance, at least",
+                "value": margin,
+                "bar": MIN_MARGIN_OVER_CHANCE,
+                "ok": margin >= MIN_MARGIN_OVER_CHANCE,
+            },
         },
+        "command": command,
         "elapsed_s": elapsed_s,
     }
 
@@ -243,18 +255,18 @@ def print_summary(summary: dict, report: Path) -> None:
     )
     print("bars:")
     print(
-        f"  {_verdict(bars['spearman_p_ok'])}  Spearman(params, TIFA) = {spearman['coefficient']:.2f}, exact p = "
+        f"  {_verdict(bars['spearman_p']['ok'])}  Spearman(params, TIFA) = {spearman['coefficient']:.2f}, exact p = "
         f"{spearman['p_value']:.3g} < {MAX_SPEARMAN_P} ({spearman['p_method']})"
     )
     if effect is not None:
         print(
-            f"  {_verdict(bars['largest_above_smallest_ok'])}  largest - smallest at step {comparison['at']:.0f}: "
+            f"  {_verdict(bars['largest_above_smallest']['ok'])}  largest - smallest at step {comparison['at']:.0f}: "
             f"{effect['value']:+.3f} [{effect['lo']:+.3f}, {effect['hi']:+.3f}], paired, excludes 0{within}"
         )
     else:
         print(f"  {_verdict(False)}  largest - smallest: not comparable")
     print(
-        f"  {_verdict(bars['largest_margin_over_chance_ok'])}  largest model {bars['largest_margin_over_chance']:+.3f} "
+        f"  {_verdict(bars['largest_margin_over_chance']['ok'])}  largest model {bars['largest_margin_over_chance']['value']:+.3f} "
         f"over chance, at least +{MIN_MARGIN_OVER_CHANCE}"
     )
     for axis, fit in summary["fits"].items():
@@ -280,7 +292,8 @@ def run_demo(
     train_ladder(out, workers, list(overrides), progress)
     factors = load_spec(DEMO_PRESET, list(overrides)).factors
     # the summary (with the bars) first: the report shows it
-    summary = summarize(out, time.perf_counter() - start, factors)
+    command = " ".join(["t2iscale", *sys.argv[1:]]) if sys.argv[1:2] == ["demo"] else "t2iscale demo"
+    summary = summarize(out, time.perf_counter() - start, factors, command)
     (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     report = build_report(out, metric=METRIC, progress=progress)
     summary["elapsed_s"] = time.perf_counter() - start

@@ -1,5 +1,6 @@
 """Tiny real studies for the report tests, made by the real study runner (local executor, in this process):
-16 px shapes world, 0.1M-parameter UNets, six steps, evaluated every two steps (images + oracle TIFA)."""
+16 px shapes world, 0.1M-parameter UNets, six steps, evaluated every two steps (images + oracle TIFA). The spec
+declares the factor it compares (`factors = ["backbone"]`), as the demo's does."""
 
 from __future__ import annotations
 
@@ -24,7 +25,12 @@ NEWCOMER = "sdxl-c8-td1_3"  # a grid point added later, never trained
 
 def tiny_spec(backbones: list[str]) -> dict:
     base = {section: dict(values) for section, values in BASE.items()}
-    return {"name": "report-tiny", "base": base, "grid": {"backbones": list(backbones)}}
+    return {
+        "name": "report-tiny",
+        "factors": ["backbone"],
+        "base": base,
+        "grid": {"backbones": list(backbones)},
+    }
 
 
 def make_study(study_dir: Path) -> Path:
@@ -58,6 +64,15 @@ def mark_failed(study_dir: Path, run_id: str) -> None:
         db.execute(
             "UPDATE runs SET status = 'failed', error = 'killed by the test' WHERE run_id = ?", (run_id,)
         )
+
+
+def write_summary(study_dir: Path, bars: dict, **extra) -> Path:
+    """A summary.json as `t2iscale demo` writes it (only the keys the report reads)."""
+    import json
+
+    path = study_dir / "summary.json"
+    path.write_text(json.dumps({"study": str(study_dir), "bars": bars, **extra}, indent=2))
+    return path
 
 
 def copy_study(study_dir: Path, destination: Path) -> Path:

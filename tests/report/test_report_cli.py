@@ -15,7 +15,8 @@ def test_report_command_writes_the_page(tiny_study, tmp_path, capsys):
     assert capsys.readouterr().out.strip() == f"report written to {out}"
     page = parse_page(out)
     files = check_local_images(out, page)
-    assert all(file.parent == out.parent for file in files)
+    assert all(file.parent in (out.parent, out.parent / "samples") for file in files)
+    assert "this report: t2iscale report --study" in page.text_of("provenance")
     assert all(run_id in page_text(page) for run_id in run_ids(tiny_study).values())
 
 

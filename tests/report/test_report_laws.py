@@ -8,12 +8,12 @@ import re
 
 import numpy as np
 import pytest
-from PIL import Image
 
 from t2iscale.eval.intervals import replicate_estimate
 from t2iscale.eval.samples import SampleScores
 from t2iscale.findings.laws import frontier_law
 from t2iscale.report import fmt, plots
+from t2iscale.report.analyses import Analyses
 from t2iscale.report.build import (
     ReportOptions,
     category_values,
@@ -105,6 +105,10 @@ def study_data(configs: list[Configuration], tmp_path) -> StudyData:
     )
 
 
+def sections(data: StudyData, tmp_path) -> tuple[Analyses, ReportOptions]:
+    return Analyses(data, tmp_path), ReportOptions(tmp_path, sample_columns=4)
+
+
 def visible(markup: str) -> str:
     """The text of an HTML fragment, entities decoded."""
     from html import unescape
@@ -162,13 +166,12 @@ def test_a_law_that_cannot_be_fitted_is_a_sentence():
 
 def test_compute_and_data_sections_from_configurations(tmp_path):
     configs = configurations(sizes=(1e6, 4e6), pairs=(10_000, 100_000, 1_000_000))
-    data = study_data(configs, tmp_path)
-    options = ReportOptions(tmp_path, sample_columns=4)
-    compute = visible(compute_section(data, options).body)
-    assert "Every evaluation of every configuration" in compute
-    section = data_section(data, options)
+    analyses, options = sections(study_data(configs, tmp_path), tmp_path)
+    compute = visible(compute_section(analyses, options).body)
+    assert "of every evaluation of every configuration" in compute
+    section = data_section(analyses, options)
     text = visible(section.body)
-    assert "data_scaling.png" in section.body and (tmp_path / "data_scaling.png").is_file()
+    assert "data_scaling.svg" in section.body and (tmp_path / "data_scaling.svg").is_file()
     law = frontier_law(configs, "data", "tifa")
     assert law.fit is not None and law.fit.params["b"] > 0
     assert f"S = {law.fit.params['a']:.4g}·D^{law.fit.params['b']:.4g}" in text
@@ -179,7 +182,7 @@ def test_compute_and_data_sections_from_configurations(tmp_path):
 
 def test_one_dataset_size_is_a_sentence(tmp_path):
     data = study_data(configurations(pairs=(1_000_000,)), tmp_path)
-    text = visible(data_section(data, ReportOptions(tmp_path, 4)).body)
+    text = visible(data_section(*sections(data, tmp_path)).body)
     assert text.strip() == "No data scaling: the evaluated runs have one dataset size (D = 1,000,000)."
 
 
@@ -194,7 +197,7 @@ def test_correlation_table_says_how_p_was_computed_and_the_seeds(tmp_path):
     assert spearman[4] == "exact permutation test over 24 orderings"
     assert spearman[5] == "4" and spearman[6] == "3 (×1), 2 (×3)"
     assert spearman[3] == f"{2 / 24:.3g}"  # a perfect ranking of 4: 2 of 24 orderings reach |ρ| = 1
-    body = size_section(study_data(configs, tmp_path), ReportOptions(tmp_path, 4)).body
+    body = size_section(*sections(study_data(configs, tmp_path), tmp_path)).body
     for header in ("p computed by", "seeds per configuration"):
         assert f"<th>{header}</th>" in body
     assert (
@@ -242,35 +245,68 @@ def test_values_without_samples_or_of_set_statistics_print_without_interval():
     assert shown.estimate is None and "at least 2 prompts" in shown.why_no_interval
 
 
-def test_figures_are_pngs(tmp_path):
+def test_figures_are_svg_with_legible_text(tmp_path):
     configs = configurations(sizes=(1e6, 4e6, 16e6), pairs=(1_000_000, 10_000_000))
-    curves = [c.as_curve() for c in configs]
-    colors = plots.run_colors(curves)
-    labels = {c.run_id: c.label for c in curves}
-    runs = [run for c in configs for run in c.runs]
-    run_colors = plots.run_colors(runs)
-    correlations, _ = size_correlations(curves)
-    estimates = {c.key: c.estimate(c.final_step, value_range=(0.0, 1.0)) for c in configs}
-    category_estimates = {
-        run.run_id: {name: v.estimate for name, v in category_values(run, CATEGORIES).items()} for run in runs
-    }
-    paths = [
-        plots.alignment_curves(runs, run_colors, "steps", "tifa", 0.25, tmp_path / "steps.png"),
-        plots.alignment_curves(runs, run_colors, "train_flops", "tifa", None, tmp_path / "flops.png"),
-        plots.frontier_law(
-            frontier_law(configs, "compute", "tifa"), labels, colors, "tifa", 0.25, tmp_path / "frontier.png"
-        ),
-        plots.frontier_law(
-            frontier_law(configs, "data", "tifa"), labels, colors, "tifa", None, tmp_path / "data.png"
-        ),
-        plots.size_scatter(curves, colors, "tifa", 0.25, correlations, estimates, tmp_path / "size.png"),
-        plots.category_bars(
-            runs, run_colors, list(CATEGORIES), "tifa", category_estimates, tmp_path / "categories.png"
-        ),
-    ]
-    for path in paths:
-        with Image.open(path) as image:
-            assert image.format == "PNG" and image.width >= 300 and image.height >= 200
+    analyses, options = sections(study_data(configs, tmp_path), tmp_path)
+    for build in (compute_section, size_section, data_section):
+        build(analyses, options)
+    for name in ("compute_frontier.svg", "size_correlation.svg", "data_scaling.svg"):
+        svg = (tmp_path / name).read_text()
+        assert svg.startswith("<?xml") and "<svg" in svg
+        width = float(re.search(r'<svg[^>]* width="([0-9.]+)pt"', svg).group(1))
+        assert 400 < width < 560, (
+            name,
+            width,
+        )  # 530-750 CSS px: shown at natural size, 10 pt text stays legible
+    assert plots.STYLE["font.size"] >= 10 and plots.STYLE["xtick.labelsize"] >= 9
+
+
+def test_log_axes_are_labelled_at_powers_of_ten_only():
+    from matplotlib.figure import Figure
+    from matplotlib.ticker import NullFormatter
+
+    for low, high in ((6.8e11, 5.0e12), (1.1e5, 9.0e5), (3.3e-3, 2.7e-2), (2e8, 5e12), (4e12, 5e12)):
+        lo, hi = plots.decade_limits(low, high)
+        assert lo < low and hi > high
+        figure = Figure()
+        ax = figure.add_subplot()
+        ax.plot([low, high], [0, 1])
+        plots.log_axis(ax, "x", [low, high])
+        figure.canvas.draw()
+        ticks = [t for t in ax.xaxis.get_majorticklocs() if lo <= t <= hi]
+        assert len(ticks) >= 2, (low, high, ticks)
+        assert all(abs(np.log10(t) - round(np.log10(t))) < 1e-9 for t in ticks)  # 10^k
+        labels = [t.get_text() for t in ax.xaxis.get_ticklabels() if t.get_text()]
+        assert all("10^" in label for label in labels), labels
+        assert isinstance(ax.xaxis.get_minor_formatter(), NullFormatter)  # one label per tick, never two
+
+
+def test_law_band_is_cut_at_the_axes():
+    from matplotlib.figure import Figure
+
+    law = frontier_law(configurations(), "compute", "tifa")
+    assert law.fit is not None
+    band = law.band()
+    middle = float(np.median(band.value))
+    limits = (middle - 0.01, middle + 0.01)  # narrower than the band: it must be cut there
+    assert plots.band_is_cut(band, limits)
+    assert not plots.band_is_cut(band, (-10.0, 10.0))
+    figure = Figure()
+    ax = figure.add_subplot()
+    plots._draw_band(ax, band, limits, "band")
+    (polygon,) = ax.collections
+    ys = np.concatenate([path.vertices[:, 1] for path in polygon.get_paths()])
+    assert ys.min() >= limits[0] - 1e-12 and ys.max() <= limits[1] + 1e-12
+
+
+def test_metric_limits_hold_floor_ceiling_and_stay_in_range():
+    refs = plots.References(chance=0.46, ceiling=0.99, value_range=(0.0, 1.0))
+    low, high = plots.metric_limits([0.55, 0.62, 0.7], refs)
+    assert low < 0.46 and 0.99 < high <= 1.02
+    low, high = plots.metric_limits(
+        [-5.0, 7.0], refs
+    )  # a huge interval end cannot stretch the axis past the range
+    assert low >= -0.02 and high <= 1.02
 
 
 def test_short_tick_labels():

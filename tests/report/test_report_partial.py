@@ -23,7 +23,7 @@ def test_failed_and_unevaluated_runs_appear_with_their_status(tiny_study, tmp_pa
     check_local_images(path, page)
     text = page_text(page)
     assert "3 runs (1 failed, 1 finished, 1 pending); 2 evaluated on tifa" in text
-    header = page.rows[0]
+    header = page.table("run")[0]
     status, final = header.index("status"), header.index("final tifa")
     newcomer = page.row(newcomer_id)  # in the runs table, though it has no evaluation
     assert newcomer[status] == "pending" and newcomer[final] == "—"
@@ -65,7 +65,7 @@ def test_run_without_sample_images_is_noted_not_fatal(tiny_study, tmp_path):
     check_local_images(path, page)
     text = page_text(page)
     assert f"{small}: no sample images on disk for its evaluated steps" in text
-    assert "samples.png" in page.images  # the other run still has its row
+    assert any(src.startswith("samples/run") for src in page.images)  # the other run still has its row
 
 
 def test_study_evaluated_before_samples_were_kept_prints_values_without_interval(tiny_study, tmp_path):
@@ -76,7 +76,7 @@ def test_study_evaluated_before_samples_were_kept_prints_values_without_interval
     page = parse_page(path)
     check_local_images(path, page)
     data = collect_study(study)
-    final = page.rows[0].index("final tifa")
+    final = page.table("run")[0].index("final tifa")
     for curve in data.curves:
         assert page.row(curve.run_id)[final] == f"{curve.final_value:.3f}"  # the value, no interval
     text = page_text(page)

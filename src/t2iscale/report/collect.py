@@ -1,15 +1,20 @@
 """Everything the report shows about a study, read once through `t2iscale.study.results` and `t2iscale.findings`.
 
-The report reads the study database only through those APIs (`load_runs`, `study_metrics`, `load_curves`) and
+The report reads the study database only through those APIs (`load_runs`, `study_metrics`, `load_curves`),
 `t2iscale.findings.arms.study_configurations` (the runs of the report metric pooled over training seeds, which
-the laws and correlations use); from the run folders it points at it reads what the database does not hold: the
-metric's chance level (in `eval/eval.jsonl`) and the sample images (see `samples`).
+the laws, correlations and findings use) and the registry's stored spec and timestamps (provenance). From the run
+folders it points at it reads what the database does not hold: the metric's chance level (`eval/eval.jsonl`), the
+training log (`metrics.jsonl`: loss, learning rate, images/s, MFU), the run's status message (the device MFU is
+measured against) and the sample images (see `samples`). From the study folder: `summary.json` when a driver
+such as `t2iscale demo` wrote one (its bars go in the headline).
 """
 
 from __future__ import annotations
 
+import json
+import math
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +36,31 @@ class StudyData:
     chance_level: float | None  # of `metric` on the study's prompt set (same prompts for every run)
     # `metric`'s evaluated runs pooled over training seeds, ordered by parameters like `runs`
     configurations: list[Configuration]
+    spec: dict | None = None  # the study spec as the registry stored it
+    created_at: float | None = None  # when the study was first registered (epoch seconds)
+    run_times: dict[str, tuple[float | None, float | None]] = field(
+        default_factory=dict
+    )  # run id -> start, end
+    logs: dict[str, RunLog] = field(default_factory=dict)  # run id -> its training log (runs that logged)
+    summary: dict | None = None  # <study>/summary.json, when a driver (t2iscale demo) wrote one
+    left_out: list[str] = field(default_factory=list)  # runs without an evaluation of `metric`
+    study: Any = None  # t2iscale.findings.arms.StudyConfigurations of `metric` (what `compare` reads)
+
+    @property
+    def factors(self) -> list[str]:
+        """The factors the study's spec declares it compares (`factors = [...]`), in its order."""
+        return list((self.spec or {}).get("factors") or [])
+
+    @property
+    def name(self) -> str:
+        return str((self.spec or {}).get("name") or self.study_dir.resolve().name)
+
+    def config(self) -> dict:
+        """A run's resolved config (every run shares the recipe; grid axes differ), {} without runs."""
+        return self.runs[0].config if self.runs else {}
+
+    def configuration_of(self, run_id: str) -> Configuration | None:
+        return next((c for c in self.configurations if any(r.run_id == run_id for r in c.runs)), None)
 
     @property
     def configuration_curves(self) -> list[Curve]:
@@ -52,6 +82,93 @@ class StudyData:
 
     def status_counts(self) -> dict[str, int]:
         return dict(Counter(run.status for run in self.runs))
+
+
+SUMMARY_FILE = "summary.json"
+
+
+@dataclass(frozen=True)
+class RunLog:
+    """A run's `metrics.jsonl` as columns, one entry per logged step (NaN where a record lacks a field).
+
+    The logged loss is the mean over the steps since the previous log line; images/s and MFU are measured over
+    the same window."""
+
+    steps: tuple[int, ...]
+    train_flops: tuple[float, ...]
+    loss: tuple[float, ...]
+    lr: tuple[float, ...]
+    images_per_s: tuple[float, ...]
+    mfu: tuple[float, ...]
+    status_message: str = ""  # status.json's message (names the peak FLOP/s MFU is measured against)
+
+    @property
+    def final_loss(self) -> float | None:
+        finite = [value for value in self.loss if math.isfinite(value)]
+        return finite[-1] if finite else None
+
+    @property
+    def final_train_flops(self) -> float | None:
+        finite = [value for value in self.train_flops if math.isfinite(value)]
+        return finite[-1] if finite else None
+
+
+def _column(records: list[dict], key: str) -> tuple[float, ...]:
+    values = []
+    for record in records:
+        value = record.get(key)
+        values.append(
+            float(value) if isinstance(value, int | float) and not isinstance(value, bool) else math.nan
+        )
+    return tuple(values)
+
+
+def read_run_log(run_dir: Path) -> RunLog | None:
+    """The run's training log; None when it has logged nothing yet. A resumed run's repeated steps keep the
+    last record of each step."""
+    run = RunDir(run_dir)
+    by_step: dict[int, dict] = {}
+    for record in read_jsonl(run.metrics_file):
+        if isinstance(record.get("step"), int):
+            by_step[record["step"]] = record
+    if not by_step:
+        return None
+    records = [by_step[step] for step in sorted(by_step)]
+    try:
+        message = str(run.read_status().get("message") or "")
+    except (OSError, ValueError):
+        message = ""
+    return RunLog(
+        steps=tuple(sorted(by_step)),
+        train_flops=_column(records, "train_flops"),
+        loss=_column(records, "loss"),
+        lr=_column(records, "lr"),
+        images_per_s=_column(records, "images_per_s"),
+        mfu=_column(records, "mfu"),
+        status_message=message,
+    )
+
+
+def read_summary(study_dir: Path) -> dict | None:
+    """`<study>/summary.json` (written by `t2iscale demo`), None when absent or unreadable."""
+    path = study_dir / SUMMARY_FILE
+    try:
+        summary = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return summary if isinstance(summary, dict) else None
+
+
+def _registry_facts(study_dir: Path) -> tuple[dict | None, float | None, dict]:
+    """The stored spec, the study's creation time and each run's start and finish time."""
+    from t2iscale.study.registry import StudyRegistry
+
+    with StudyRegistry(study_dir) as registry:
+        spec = registry.stored_spec()
+        row = registry.connection.execute("SELECT value FROM study WHERE key = 'created_at'").fetchone()
+        times = {run["run_id"]: (run.get("started_at"), run.get("finished_at")) for run in registry.runs()}
+    created = float(row[0]) if row else None
+    return spec, created, times
 
 
 def size_order(params: int | None, run_id: str) -> tuple:
@@ -100,6 +217,9 @@ def collect_study(study_dir: str | Path, metric: str = "tifa") -> StudyData:
         )
     if not curves_by_metric[metric]:
         raise UserError(f"study {str(study_dir)!r} has no evaluated run for metric {metric!r}")
+    study = study_configurations(study_dir, metric)
+    spec, created_at, run_times = _registry_facts(study_dir)
+    logs = {run.run_id: log for run in runs if (log := read_run_log(run.run_dir)) is not None}
     return StudyData(
         study_dir=study_dir,
         metric=metric,
@@ -108,8 +228,12 @@ def collect_study(study_dir: str | Path, metric: str = "tifa") -> StudyData:
         curves=curves_by_metric[metric],
         curves_by_metric=curves_by_metric,
         chance_level=chance_level(runs, metric),
-        configurations=sorted(
-            study_configurations(study_dir, metric).configurations,
-            key=lambda c: size_order(c.params, c.label),
-        ),
+        configurations=sorted(study.configurations, key=lambda c: size_order(c.params, c.label)),
+        spec=spec,
+        created_at=created_at,
+        run_times=run_times,
+        logs=logs,
+        summary=read_summary(study_dir),
+        left_out=list(study.left_out),
+        study=study,
     )

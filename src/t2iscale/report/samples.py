@@ -1,9 +1,11 @@
 """The sample grid: the same prompts and seeds for every model, side by side (paper Figs. 1 and 7 compare
 backbones this way).
 
-Rows are runs ordered by parameters, columns a fixed subset of the evaluation prompts at one seed, each image
+Rows are runs ordered by parameters, columns a fixed subset of the evaluation prompts at one eval seed, each image
 from the run's last evaluated step (`eval/step_XXXXXX/manifest.jsonl`). Every run of a study is evaluated on
 the same prompts and seeds with its own fixed noise per seed, so differences along a column are the models'.
+The report shows the grid as an HTML table (`cells`, one enlarged image per run and prompt) so the prompts stay
+text above their column; `image` is the same grid as one array.
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ class SampleRow:
     label: str
     params: int | None
     step: int
+    seed: int | None = None  # the run's training seed
 
 
 @dataclass(frozen=True)
@@ -48,6 +51,8 @@ class SampleGrid:
     columns: list[SampleColumn]
     cell_px: tuple[int, int] = (0, 0)  # (height, width) of one (upscaled) sample in the grid
     notes: list[str] = field(default_factory=list)  # runs left out and why
+    cells: list[list[np.ndarray]] = field(default_factory=list)  # [row][column] (cell_h, cell_w, 3) uint8
+    upscale: int = 1  # each sample pixel is upscale x upscale pixels in `cells` and `image`
 
 
 def last_manifest(run_dir, steps) -> tuple[int, list[ManifestEntry], RunDir] | None:
@@ -87,7 +92,7 @@ def collect_samples(data: StudyData, max_columns: int = 8, min_cell_px: int = 64
             notes.append(f"{curve.run_id}: no sample images on disk for its evaluated steps")
             continue
         step, entries, run_dir = latest
-        row = SampleRow(curve.run_id, curve.label, curve.params, step)
+        row = SampleRow(curve.run_id, curve.label, curve.params, step, run.seed)
         found.append(
             (row, {(e.prompt_id, e.seed): e for e in entries}, run_dir.eval_dir / step_dir_name(step))
         )
@@ -112,6 +117,19 @@ def collect_samples(data: StudyData, max_columns: int = 8, min_cell_px: int = 64
     stacked = np.stack([_fit_to(image, height, width) for image in images])  # (rows·columns, H, W, 3)
     upscale = max(1, math.ceil(min_cell_px / max(height, width)))
     grid = make_grid(stacked, columns=len(keys), pad=GRID_PAD_PX, upscale=upscale)
+    enlarged = [enlarge(image, upscale) for image in stacked]
+    cells = [enlarged[r * len(keys) : (r + 1) * len(keys)] for r in range(len(found))]
     return SampleGrid(
-        grid, [row for row, _, _ in found], columns, cell_px=(height * upscale, width * upscale), notes=notes
+        grid,
+        [row for row, _, _ in found],
+        columns,
+        cell_px=(height * upscale, width * upscale),
+        notes=notes,
+        cells=cells,
+        upscale=upscale,
     )
+
+
+def enlarge(image: np.ndarray, upscale: int) -> np.ndarray:
+    """Pixel repetition: every pixel becomes an upscale x upscale block (sharp, unlike a browser's smoothing)."""
+    return image.repeat(upscale, axis=0).repeat(upscale, axis=1)
