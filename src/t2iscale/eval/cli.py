@@ -7,6 +7,8 @@ SUBCOMMAND_MODULES: list[str] = [
     "t2iscale.eval.generate_cli",
     "t2iscale.eval.score_cli",
     "t2iscale.eval.oracle_cli",
+    # Reads a study, so it lives in `findings` (above `study` in the data flow); only its name is listed here.
+    "t2iscale.findings.audit_cli",
 ]
 
 

@@ -13,6 +13,10 @@ candidate answers" VQA mode (Li et al., BLIP, 2022), chosen over TIFA's original
 answer to the closest choice" because it always yields a valid choice, needs no extra sentence-embedding model,
 and is deterministic. A choice's score is the sum of log-probabilities of its tokens *and* the closing [SEP]
 token, so a choice that is a prefix of another ("red" vs "red car") is not favoured for being short.
+
+Probabilities (for Soft-TIFA and VQAScore, `t2iscale.eval.judges`): `choice_probabilities` normalizes the
+choices' likelihoods over the candidates; `answer_probabilities` is the decoder's unnormalized probability of one
+answer (VQAScore's P("yes")).
 """
 
 from __future__ import annotations
@@ -133,3 +137,28 @@ class BlipVQA:
             out.append(pair_scores[start : start + count])
             start += count
         return out
+
+    def choice_probabilities(self, image: np.ndarray, questions: list[dict]) -> list[np.ndarray]:
+        """Per question, the model's probability of each choice given that the answer is one of the choices.
+
+        The choices' log-likelihoods (`choice_log_likelihoods`: teacher-forced answer tokens + [SEP]) are
+        normalized over the candidates by a softmax: p_i = exp(l_i) / sum_j exp(l_j). Each array (len(choices),)
+        sums to 1. This is the "probability the VQA model gives the right answer" of Soft-TIFA (GenEval 2), for
+        a model that ranks candidates instead of classifying over a fixed answer vocabulary.
+        """
+        return [_softmax(scores) for scores in self.choice_log_likelihoods(image, questions)]
+
+    def answer_probabilities(self, image: np.ndarray, question_texts: list[str], answer: str) -> np.ndarray:
+        """(Q,) the probability that the answer decoder generates exactly `answer` (its tokens, then [SEP]).
+
+        Not normalized over any candidate set: what is left, 1 - p, goes to every other answer. VQAScore (Lin et
+        al., "Evaluating Text-to-Visual Generation with Image-to-Text Generation", ECCV 2024) is this with
+        `answer="yes"` and the question "Does this figure show '{prompt}'? Please answer yes or no.".
+        """
+        questions = [{"question": text, "choices": [answer]} for text in question_texts]
+        return np.exp(np.array([scores[0] for scores in self.choice_log_likelihoods(image, questions)]))
+
+
+def _softmax(log_likelihoods: np.ndarray) -> np.ndarray:
+    shifted = np.exp(np.asarray(log_likelihoods, dtype=np.float64) - np.max(log_likelihoods))
+    return shifted / shifted.sum()
