@@ -1,5 +1,6 @@
 """`t2iscale bench` through the real entry point, on the CPU with tiny models (no timing assertions)."""
 
+import dataclasses
 import json
 
 import pytest
@@ -18,7 +19,7 @@ SETTING = Setting(resolution=32, text_dim=32, text_len=8)
 ROW_KEYS = {
     "measure", "impl", "name", "family", "resolution", "batch_size", "params", "gflops_per_image",
     "images_per_s", "achieved_tflops", "mfu", "peak_memory_gib", "time_ratio_to_first", "speedup_over_stock",
-    "memory_ratio_to_stock", "error", "timing",
+    "memory_ratio_to_stock", "error", "timing", "achieved_gflops", "speedup_over_eager", "loop_over_step",
 }  # fmt: skip
 
 
@@ -105,12 +106,16 @@ def test_table_with_fp32_channels_last_and_recipe_override(capsys):
         ("train", "toolkit", MODELS[0]),
         ("train", "toolkit", MODELS[1]),
     ]
+    column = {name.strip(): index for index, name in enumerate(n for n in header.split("  ") if n.strip())}
     for row in rows:
-        assert float(row[7]) > 0  # img/s
-        assert 0 < float(row[8].rstrip("%")) <= 100  # MFU
-        assert row[-2] == "-"  # no stock baseline asked for
-    assert rows[0][-3] == "1.000" and rows[2][-3] == "1.000"  # the first model's time ratio
-    assert float(rows[1][-3]) > 0
+        assert float(row[column["img/s"]]) > 0
+        assert float(row[column["GFLOP/s"]]) > 0
+        assert 0 < float(row[column["MFU"]].rstrip("%")) <= 100
+        # no stock or eager baseline asked for, no loop rows
+        assert row[column["speed/stock"]] == row[column["speed/eager"]] == row[column["loop/step"]] == "-"
+    first = column["time/first"]
+    assert rows[0][first] == "1.000" and rows[2][first] == "1.000"  # the first model's time ratio
+    assert float(rows[1][first]) > 0
 
 
 def test_sampling_runs_the_generate_path_next_to_stock(capsys, monkeypatch):
@@ -170,6 +175,90 @@ def test_toolkit_training_rows_time_the_loops_train_step(capsys, monkeypatch):
     from accelerate.state import AcceleratorState
 
     AcceleratorState._reset_state(reset_partial_state=True)
+
+
+PIXEL = [
+    "--pixel",
+    "--resolutions",
+    "16",
+    "--text-dim",
+    "16",
+    "--text-len",
+    "12",
+    "--device",
+    "cpu",
+    "--no-progress",
+]
+
+
+def test_loop_rows_time_the_whole_training_loop_against_its_bare_step(capsys, monkeypatch):
+    """--measure loop trains the real loop (shapes world, learned text encoder) and times it from its own log; its
+    loop/step ratio is over the train row of the same model and batch, measured in the same run."""
+    from t2iscale.train import loop
+
+    trained = []
+    train = loop.train
+
+    def counting_train(config, hooks=(), progress=True):
+        trained.append((config.model.backbone, config.recipe.global_batch, config.budget.total_steps))
+        return train(config, hooks, progress)
+
+    monkeypatch.setattr(loop, "train", counting_train)
+    argv = [MODELS[0], "--measure", "train,loop", "--batch-sizes", "4", "--precision", "fp32", *PIXEL, *FEW]
+    code, out, _ = bench(capsys, *argv, "--json")
+    assert code == 0
+    rows = json.loads(out)["results"]
+    assert [(row["measure"], row["impl"]) for row in rows] == [("train", "toolkit"), ("loop", "toolkit")]
+    step_row, loop_row = rows
+    check_row(step_row)
+    check_row(loop_row)
+    # 1 first + 1 warm-up + 2 timed windows of 5 steps, one training of the real loop
+    assert trained == [("sdxl-c8-td1_1", 4, 20)]
+    assert loop_row["gflops_per_image"] == step_row["gflops_per_image"]
+    assert loop_row["loop_over_step"] == pytest.approx(loop_row["images_per_s"] / step_row["images_per_s"])
+    assert step_row["loop_over_step"] is None
+    assert loop_row["achieved_gflops"] == pytest.approx(1e3 * loop_row["achieved_tflops"])
+    code, out, _ = bench(capsys, *argv)
+    assert code == 0 and "loop/step" in out and "GFLOP/s" in out
+
+
+def test_loop_needs_the_pixel_setting(capsys):
+    code, _, err = bench(capsys, MODELS[0], "--measure", "loop", *TINY)
+    assert code == 1 and "--measure loop trains in the shapes world" in err and "--pixel" in err
+
+
+def test_eager_baseline_rows_give_what_compiling_buys(capsys, monkeypatch):
+    """--baseline eager: next to each toolkit row, the same path with compile off, and speed/eager between them."""
+    from t2iscale.bench import toolkit
+
+    compiled = []
+    build = toolkit.build_backbone
+
+    def recording_build(name, setting, options, device):
+        compiled.append(options.compile)
+        return build(
+            name, setting, dataclasses.replace(options, compile="off"), device
+        )  # no real compile here
+
+    monkeypatch.setattr(toolkit, "build_backbone", recording_build)
+    argv = [
+        MODELS[0],
+        "--measure",
+        "forward",
+        "--batch-sizes",
+        "2",
+        "--compile",
+        "full",
+        "--baseline",
+        "eager",
+    ]
+    code, out, _ = bench(capsys, *argv, *TINY, *FEW, "--json")
+    assert code == 0
+    rows = json.loads(out)["results"]
+    assert [row["impl"] for row in rows] == ["toolkit", "eager"]
+    assert compiled == ["full", "off"]
+    assert rows[0]["speedup_over_eager"] == pytest.approx(rows[0]["images_per_s"] / rows[1]["images_per_s"])
+    assert rows[1]["speedup_over_eager"] is None
 
 
 def test_out_of_memory_is_a_row_not_a_crash(capsys, monkeypatch):

@@ -113,3 +113,27 @@ def test_nouns_are_the_worlds_shapes_with_plurals_and_synonyms():
     assert caption_nouns("two red disks and a large block, hd wallpaper", world) == {"circle", "square"}
     assert caption_nouns("crosses above a diamond", world) == {"cross", "diamond"}
     assert caption_nouns("geometric shapes clipart", world) == set()
+
+
+def test_alt_noise_empties_that_share_of_alt_texts_and_leaves_scenes_and_synthetic_captions_alone():
+    """The `findings` world is `tiny` with alt_noise 0.5: the same scenes and synthetic captions, and about half of
+    its alt texts name nothing in the image (filler words only)."""
+    from t2iscale.data.shapes.captions import FILLER_WORDS
+
+    tiny, findings = world_preset("tiny"), world_preset("findings")
+    assert findings.alt_noise == 0.5 and tiny.alt_noise == 0.0
+    rng_tiny, rng_findings = random.Random(3), random.Random(3)
+    n, empty = 2000, 0
+    for _ in range(n):
+        scene = sample_scene(tiny, rng_tiny)
+        assert sample_scene(findings, rng_findings) == scene
+        state = rng_findings.getstate()
+        captions = scene_captions(scene, findings, rng_findings)
+        rng_findings.setstate(state)  # keep both streams in step: the tiny world draws fewer numbers for alt
+        assert captions.synthetic == scene_captions(scene, tiny, rng_tiny).synthetic
+        rng_findings.setstate(rng_tiny.getstate())
+        if not caption_nouns(captions.alt, findings):
+            assert captions.alt in FILLER_WORDS
+            empty += 1
+    share, se = empty / n, (0.25 / n) ** 0.5
+    assert abs(share - 0.5) < 4 * se, share  # every scene has objects, so only the noise empties an alt text

@@ -173,3 +173,39 @@ def test_a_studys_dry_run_catches_what_would_fail_a_run_before_any_folder_exists
     assert main(["study", "run", str(spec_file), "--dir", str(tmp_path / "study"), "--dry-run"]) != 0
     assert re.search(message, capsys.readouterr().err)
     assert not (tmp_path / "study").exists()
+
+
+def test_switching_a_presets_executor_kind_drops_the_old_kinds_keys():
+    # Issue 15: `--set executor.kind=local` on a Slurm preset failed with "executor.partition: unknown key".
+    from t2iscale.study.spec import parse_spec
+
+    assert "partition" in preset_text("unet-ablation")
+    local, _ = parse_spec("unet-ablation", ["executor.kind=local", "executor.heartbeat_s=5"])
+    assert local.executor.kind == "local" and local.executor.heartbeat_s == 5
+    subprocess, _ = parse_spec("unet-ablation", ["executor.kind=subprocess"])
+    assert subprocess.executor.kind == "subprocess" and subprocess.executor.launcher == []
+    slurm, _ = parse_spec("unet-ablation", ["executor.nodes=2"])  # same kind: the file's keys stay
+    assert (slurm.executor.partition, slurm.executor.nodes) == ("gpu", 2)
+    with pytest.raises(UserError, match="executor.nodes: unknown key"):  # asked for explicitly: still wrong
+        parse_spec("unet-ablation", ["executor.kind=local", "executor.nodes=2"])
+
+
+@pytest.mark.parametrize(
+    ("override", "grid_key"),
+    [
+        ("base.model.backbone=sdxl-c4-td1_1", "grid.backbones"),
+        ('base.model={"backbone": "sdxl-c4-td1_1"}', "grid.backbones"),
+        ("base.data.caption_policy=alt", "grid.caption_policies"),
+        ("base.data.size=100", "grid.dataset_sizes"),
+    ],
+)
+def test_a_base_override_that_a_grid_axis_replaces_is_an_error_naming_both_keys(override, grid_key):
+    from t2iscale.study.spec import parse_spec
+
+    preset = "caption-ablation-mini" if "caption" in override else "data-scaling-mini"
+    with pytest.raises(UserError, match=f"--set '{override}' has no effect: {grid_key} sets"):
+        parse_spec(preset, [override])
+    axis = grid_key.removeprefix("grid.")
+    spec, _ = parse_spec(preset, [override, f"{grid_key}=null"])  # the way to use the base value
+    assert getattr(spec.grid, axis) is None
+    parse_spec(preset, ["base.recipe.lr=1e-4"])  # keys no axis sets are fine

@@ -18,12 +18,17 @@ weights. Measures (--measure, comma-separated):
   forward   latency of one forward pass per batch size and resolution (inference mode, eval mode)
   train     one optimizer step of the toolkit's train_step, the step the training loop runs: micro-batches,
             backward, gradient clipping, AdamW (fused on CUDA), LR schedule, EMA, with the recipe's options
+  loop      one step of the whole training loop (t2iscale.train.loop.train) in the shapes world (needs --pixel):
+            data, learned text encoder, noise draws, logging, prefetcher; timed per window of 5 steps from the
+            loop's own log; loop/step is its images/s over the train row's (add train to --measure)
   sampling  the evaluation's generate path (TextToImage: per-seed noise, DDIM N steps with CFG), per batch
 --sampling is short for --measure sampling.
 --baseline stock adds, per measure, the stock loop on the same config and batch: the plain diffusers model
 driven as diffusers' train_text_to_image.py / pipelines do (randn_like noise, DDPMScheduler.add_noise, MSE,
 backward, clipping, torch.optim.AdamW not fused, fp32 weights + bf16 autocast, no compile, no EMA; sampling:
-DDIMScheduler + CFG in a Python loop). auto (default): stock next to sampling only. The toolkit's sampling
+DDIMScheduler + CFG in a Python loop). auto (default): stock next to sampling only. --baseline eager adds the
+toolkit's own path with compile off next to each toolkit row when --compile is not off (speed/eager: what
+compiling buys, first call's compile time in `first s`). The toolkit's sampling
 replays its backbone from CUDA graphs on GPU, as evaluation does (--no-cuda-graphs: plain eager calls).
 
 Timing: the first call is timed alone (it includes torch.compile and other one-time work), then --warmup
@@ -38,6 +43,10 @@ and the benchmark goes on.
 examples:
   t2iscale bench sdxl sdxl-td4_4 --batch-sizes 1,8,64 --out bench.json
   t2iscale bench sdxl sdxl-td4_4 --measure train --baseline stock --batch-sizes 64
+  OMP_NUM_THREADS=1 t2iscale bench sdxl-c4-td1_1 sdxl-c12-td1_1 --measure train,loop --pixel --resolutions 16 \
+      --text-dim 64 --text-len 24 --batch-sizes 32 --precision fp32      # the demo's CPU setting, one core
+  t2iscale bench sdxl-c8-td1_1 --measure train --compile full --baseline eager --pixel --resolutions 16 \
+      --text-dim 64 --text-len 24 --batch-sizes 32 --precision fp32
   t2iscale bench --sampling sdxl-td4_4 --batch-sizes 1,64 --steps 5
   t2iscale bench sdxl-c16-td1_2 --pixel --resolutions 32 --text-dim 64 --text-len 16 --device cpu"""
 
@@ -52,14 +61,14 @@ def register(subparsers):
     )
     parser.add_argument("names", nargs="+", metavar="NAME", help="zoo names; ratios are to the first")
     parser.add_argument(
-        "--measure", default="forward,train", help="comma-separated: forward, train, sampling"
+        "--measure", default="forward,train", help="comma-separated: forward, train, loop, sampling"
     )
     parser.add_argument("--sampling", action="store_true", help="short for --measure sampling")
     parser.add_argument(
         "--baseline",
         default="auto",
-        choices=["auto", "none", "stock"],
-        help="also run the stock diffusers loop (auto: for sampling only)",
+        choices=["auto", "none", "stock", "eager"],
+        help="also run the stock diffusers loop (auto: for sampling only), or the toolkit uncompiled (eager)",
     )
     parser.add_argument("--batch-sizes", default="1,8,64", help="comma-separated batch sizes")
     parser.add_argument(

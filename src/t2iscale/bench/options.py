@@ -13,8 +13,8 @@ from typing import Any
 from t2iscale.errors import UserError
 from t2iscale.zoo.setting import PAPER_SETTING, Setting
 
-MEASURES = ("forward", "train", "sampling")
-BASELINES = ("auto", "none", "stock")
+MEASURES = ("forward", "train", "loop", "sampling")
+BASELINES = ("auto", "none", "stock", "eager")
 PRECISIONS = ("bf16", "fp32")
 # Recipe fields the bench sets from its own options; `--set` may not change them behind the options' back.
 RECIPE_FIELDS_FROM_OPTIONS = ("global_batch", "mixed_precision", "compile", "channels_last")
@@ -95,7 +95,12 @@ class BenchOptions:
     def with_stock(self, measure: str) -> bool:
         if self.baseline == "auto":
             return measure == "sampling"
-        return self.baseline == "stock"
+        return self.baseline == "stock" and measure != "loop"  # the stock side has no loop of its own
+
+    def with_eager(self, measure: str) -> bool:
+        """--baseline eager: the toolkit's own path with compile off next to each toolkit row (its ratio is what
+        --compile buys), where --compile asks for something other than off."""
+        return self.baseline == "eager" and self.compile != "off" and measure != "loop"
 
     def settings(self) -> list[Setting]:
         """One setting per resolution: paper latents (/8, 4 channels) or pixels (3 channels)."""

@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 from t2iscale.bench.options import BenchOptions
 from t2iscale.bench.timing import Timing
 
-FORWARD, TRAIN, SAMPLING = "forward", "train", "sampling"
-TOOLKIT, STOCK = "toolkit", "stock"
+FORWARD, TRAIN, LOOP, SAMPLING = "forward", "train", "loop", "sampling"
+TOOLKIT, STOCK, EAGER = "toolkit", "stock", "eager"  # EAGER: the toolkit's own path with compile off
 
 
 @dataclass
@@ -35,6 +35,8 @@ class Measurement:
     )
     speedup_over_stock: float | None = None  # toolkit images/s / stock images/s (toolkit rows)
     memory_ratio_to_stock: float | None = None  # toolkit peak memory / stock peak memory (toolkit rows)
+    speedup_over_eager: float | None = None  # toolkit images/s / the same path uncompiled (--baseline eager)
+    loop_over_step: float | None = None  # loop rows: the loop's images/s / the bare train step's (same run)
     peak_tflops: float = field(default=float("nan"), repr=False)
 
     @property
@@ -47,6 +49,11 @@ class Measurement:
     def achieved_tflops(self) -> float | None:
         rate = self.images_per_s
         return None if rate is None else self.gflops_per_image * rate / 1e3
+
+    @property
+    def achieved_gflops(self) -> float | None:
+        achieved = self.achieved_tflops
+        return None if achieved is None else 1e3 * achieved
 
     @property
     def mfu(self) -> float | None:
@@ -68,22 +75,36 @@ class Measurement:
             "gflops_per_image": self.gflops_per_image,
             "images_per_s": self.images_per_s,
             "achieved_tflops": self.achieved_tflops,
+            "achieved_gflops": self.achieved_gflops,
             "mfu": self.mfu,
             "peak_memory_gib": self.peak_memory_gib,
             "time_ratio_to_first": self.time_ratio_to_first,
             "speedup_over_stock": self.speedup_over_stock,
             "memory_ratio_to_stock": self.memory_ratio_to_stock,
+            "speedup_over_eager": self.speedup_over_eager,
+            "loop_over_step": self.loop_over_step,
             "error": self.error,
             "timing": self.timing.as_dict() if self.timing else None,
         }
 
 
 def add_ratios(measurements: list[Measurement], first_name: str) -> None:
-    """Ratios to the first model (same measure, loop, resolution and batch) and toolkit over stock."""
+    """Ratios to the first model (same measure, loop, resolution and batch), toolkit over stock and over eager,
+    and the whole loop over the bare train step (same model, resolution and batch)."""
     timed = [m for m in measurements if m.timing is not None]
     firsts = {m.cell(): m for m in timed if m.name == first_name}
     stocks = {(m.measure, m.name, m.resolution, m.batch_size): m for m in timed if m.impl == STOCK}
+    eagers = {(m.measure, m.name, m.resolution, m.batch_size): m for m in timed if m.impl == EAGER}
+    steps = {
+        (m.name, m.resolution, m.batch_size): m for m in timed if m.measure == TRAIN and m.impl == TOOLKIT
+    }
     for m in timed:
+        eager = eagers.get((m.measure, m.name, m.resolution, m.batch_size))
+        if m.impl == TOOLKIT and eager is not None:
+            m.speedup_over_eager = m.images_per_s / eager.images_per_s
+        step = steps.get((m.name, m.resolution, m.batch_size))
+        if m.measure == LOOP and step is not None:
+            m.loop_over_step = m.images_per_s / step.images_per_s
         first = firsts.get(m.cell())
         if first is not None:
             m.time_ratio_to_first = m.timing.median_s / first.timing.median_s

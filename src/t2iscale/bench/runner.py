@@ -17,7 +17,9 @@ from t2iscale.bench import stock, toolkit
 from t2iscale.bench.memory import PeakMemory
 from t2iscale.bench.options import BenchOptions
 from t2iscale.bench.results import (
+    EAGER,
     FORWARD,
+    LOOP,
     SAMPLING,
     STOCK,
     TOOLKIT,
@@ -82,7 +84,7 @@ def flops_per_image(measure: str, accounting: Accounting, options: BenchOptions)
     call (steps x forward, twice per step with classifier-free guidance)."""
     if measure == FORWARD:
         return accounting.fwd_gflops
-    if measure == TRAIN:
+    if measure in (TRAIN, LOOP):  # the loop: the backbone's training FLOPs (the text encoder is not counted)
         return accounting.train_gflops_per_image
     passes = 2 if options.guidance != 1.0 else 1
     return options.sampling_steps * passes * accounting.fwd_gflops
@@ -98,7 +100,9 @@ def _sessions(
     """(batch size, a function that sets up that batch's timed call) for one model, measure and loop.
 
     Forward and sampling build the model once for all batch sizes; training builds model and optimizer per batch
-    size (optimizer and EMA state belong to one measurement)."""
+    size (optimizer and EMA state belong to one measurement). EAGER is the toolkit's path with compile off."""
+    if impl == EAGER:
+        options, impl = dataclasses.replace(options, compile="off"), TOOLKIT
     dtype = toolkit.autocast_dtype(options)
     if measure == TRAIN:
         for batch in options.batch_sizes:
@@ -180,6 +184,15 @@ def _measure_group(
             gflops_per_image=flops_per_image(template.measure, accounting, options),
         )
 
+    if template.measure == LOOP:  # the whole loop times itself from its own log
+        for batch in options.batch_sizes:
+            result = record(batch)
+            memory.reset()
+            result.timing = toolkit.loop_timing(template.name, setting, options, batch)
+            result.peak_memory_gib = memory.peak_gib()
+            yield result
+        return
+
     done = set()
     try:
         memory.reset()
@@ -212,7 +225,9 @@ def _measure_group(
 def run_benchmark(options: BenchOptions, progress: bool = True) -> BenchReport:
     options.check_names()
     settings = options.settings()
-    if TRAIN in options.measures:
+    if LOOP in options.measures and not options.pixel:
+        raise UserError("--measure loop trains in the shapes world (pixel space): add --pixel")
+    if TRAIN in options.measures or LOOP in options.measures:
         from t2iscale.train.distributed import batch_geometry
 
         for batch in options.batch_sizes:  # a bad --set fails before any work
@@ -228,7 +243,11 @@ def run_benchmark(options: BenchOptions, progress: bool = True) -> BenchReport:
         for setting in settings
         for name in options.names
         for measure in options.measures
-        for impl in ((TOOLKIT, STOCK) if options.with_stock(measure) else (TOOLKIT,))
+        for impl in (
+            TOOLKIT,
+            *((STOCK,) if options.with_stock(measure) else ()),
+            *((EAGER,) if options.with_eager(measure) else ()),
+        )
     ]
     bar = progress_bar(
         total=len(groups) * len(options.batch_sizes), enabled=progress, desc="bench", unit="run"
@@ -255,8 +274,15 @@ def run_benchmark(options: BenchOptions, progress: bool = True) -> BenchReport:
 
     add_ratios(measurements, options.names[0])
     order = {name: index for index, name in enumerate(options.names)}
-    measure_order = {measure: index for index, measure in enumerate((FORWARD, TRAIN, SAMPLING))}
+    measure_order = {measure: index for index, measure in enumerate((FORWARD, TRAIN, LOOP, SAMPLING))}
+    impl_order = {TOOLKIT: 0, EAGER: 1, STOCK: 2}
     measurements.sort(
-        key=lambda m: (measure_order[m.measure], m.resolution, m.batch_size, order[m.name], m.impl != TOOLKIT)
+        key=lambda m: (
+            measure_order[m.measure],
+            m.resolution,
+            m.batch_size,
+            order[m.name],
+            impl_order[m.impl],
+        )
     )
     return BenchReport(options, described, measurements)

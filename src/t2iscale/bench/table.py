@@ -13,12 +13,15 @@ HEADER = (
     "median ms",
     "IQR ms",
     "img/s",
+    "GFLOP/s",
     "MFU",
     "peak GiB",
     "first s",
     "time/first",
     "speed/stock",
     "mem/stock",
+    "speed/eager",
+    "loop/step",
 )
 LEFT_ALIGNED = 3  # measure, loop, model
 
@@ -47,12 +50,15 @@ def _row(m: Measurement) -> tuple[str, ...]:
         _number(1e3 * timing.median_s),
         f"{_number(1e3 * timing.p25_s, 3)}-{_number(1e3 * timing.p75_s, 3)}",
         _number(m.images_per_s),
+        _number(m.achieved_gflops),
         f"{100 * m.mfu:.3g}%",
         _number(m.peak_memory_gib, 3),
         _number(timing.first_s, 3),
         _ratio(m.time_ratio_to_first),
         _ratio(m.speedup_over_stock),
         _ratio(m.memory_ratio_to_stock),
+        _ratio(m.speedup_over_eager),
+        _ratio(m.loop_over_step),
     )
 
 
@@ -71,10 +77,12 @@ def table_text(report: BenchReport) -> str:
         f"sampling CUDA graphs {'on' if options.cuda_graphs else 'off'} (toolkit rows; stock rows never)",
         f"setting: {space}, text {options.text_len} x {options.text_dim}; {options.steps} timed calls after "
         f"1 first call and {options.warmup} warm-up calls",
-        f"one call = forward: one forward pass; train: one optimizer step; sampling: one generate call ({sampler})",
+        f"one call = forward: one forward pass; train: one optimizer step; loop: one step of the whole training "
+        f"loop (shapes world, learned text encoder, data, logging); sampling: one generate call ({sampler})",
         f"peak memory: {MEMORY_KINDS.get(device['memory_kind'], device['memory_kind'])}",
         "time/first: median time over the first model's (same measure, loop, resolution, batch); "
-        "speed/stock: toolkit img/s over stock img/s",
+        "speed/stock: toolkit img/s over stock img/s; speed/eager: over the same path uncompiled; "
+        "loop/step: the loop's img/s over the bare train step's; GFLOP/s: achieved, against the peak above",
         "",
     ]
     rows = [HEADER, *(_row(m) for m in report.measurements)]

@@ -5,6 +5,9 @@
 - train: the loop's `train_step` (micro-batches, backward, clipping, fused AdamW, LR schedule, EMA) with the
   optimizer the loop prepares (`prepare_optimization`), around a `DenoisingModel` with precomputed text (the
   prepared-data path of the paper's setting), with the per-step noise / time / caption-dropout draw the loop makes;
+- loop: the whole training loop (`t2iscale.train.loop.train`) in the shapes world, with its data pipeline, learned
+  text encoder, noise draws, logging and prefetcher: timed over windows of steps from the loop's own log, so the
+  loop/step ratio says what the loop adds to the bare step;
 - sampling: `TextToImage.generate`, the evaluation's generate path (per-seed noise, DDIM with CFG through
   `t2iscale.diffusion.sampling.sample`), with the text encoder and the decoder replaced by stand-ins that cost
   nothing, because the stock loop has neither either.
@@ -15,12 +18,14 @@ from __future__ import annotations
 
 import contextlib
 import os
+from pathlib import Path
 
 import numpy as np
 import torch
 from torch import nn
 
 from t2iscale.bench.options import BenchOptions
+from t2iscale.bench.timing import Timing
 from t2iscale.bench.workload import Workload
 from t2iscale.diffusion.objectives import make_objective
 from t2iscale.errors import UserError
@@ -139,6 +144,71 @@ class ToolkitTraining:
         self.accelerator.free_memory()
         self.optimization = self.inputs = self.accelerator = None
         reset_accelerate_state()
+
+
+# --- the whole loop ---------------------------------------------------------------------------------------------
+
+LOOP_WINDOW = 5  # steps per timed window: the loop logs (and times) its steps every LOOP_WINDOW steps
+
+
+def loop_config(name: str, setting: Setting, options: BenchOptions, batch: int, run_dir: str):
+    """The config of a loop measurement: the shapes world ('tiny') at the bench's resolution with its learned text
+    encoder at the bench's text width and length (the demo's stack: 2 layers, 4 heads where the width allows),
+    the bench's recipe for `batch` images, no evaluation, one checkpoint at the end.
+
+    Raises UserError for latent settings: the loop's own data path in a bench is the shapes world (pixels)."""
+    from t2iscale.train.config import validate_config
+
+    if setting.latent_factor != 1:
+        raise UserError("--measure loop trains in the shapes world (pixel space): add --pixel")
+    windows = 1 + options.warmup + options.steps
+    recipe = options.recipe(batch).model_dump(mode="json")
+    raw = {
+        "run_dir": run_dir,
+        "seed": options.seed,
+        "model": {"backbone": name},
+        "data": {"kind": "shapes", "world": "tiny", "resolution": setting.resolution, "size": 60000},
+        "text": {
+            "dim": setting.text_dim,
+            "max_length": setting.text_len,
+            "layers": 2,
+            "heads": 4 if setting.text_dim % 4 == 0 else 1,
+        },
+        "recipe": recipe,
+        "budget": {
+            "total_steps": windows * LOOP_WINDOW,
+            "log_every_steps": LOOP_WINDOW,
+            "checkpoint_every_steps": windows * LOOP_WINDOW,
+            "keep_checkpoints": 1,
+        },
+    }
+    return validate_config(raw, source="bench --measure loop")
+
+
+def loop_timing(name: str, setting: Setting, options: BenchOptions, batch: int) -> Timing:
+    """Time the training loop per optimizer step: train `1 + warmup + steps` windows of LOOP_WINDOW steps in a
+    temporary run folder and read each window's wall time from the loop's log (metrics.jsonl: images/s over the
+    window). The first window (start-up, first steps) is `first_s` per step; the warm-up windows are dropped;
+    each timed window gives one sample (its seconds per step)."""
+    import json
+    import tempfile
+
+    from t2iscale.train.loop import train
+
+    with tempfile.TemporaryDirectory(prefix="t2iscale-bench-loop-") as folder:
+        config = loop_config(name, setting, options, batch, str(Path(folder) / "run"))
+        reset_accelerate_state()
+        try:
+            train(config, progress=False)
+        finally:
+            reset_accelerate_state()
+        records = [
+            json.loads(line)
+            for line in (Path(folder) / "run" / "metrics.jsonl").read_text().splitlines()
+            if line.strip()
+        ]
+    per_step = [batch / record["images_per_s"] for record in records if record.get("images_per_s")]
+    return Timing(first_s=per_step[0], samples_s=tuple(per_step[1 + options.warmup :]))
 
 
 # --- sampling ---------------------------------------------------------------------------------------------------

@@ -216,6 +216,9 @@ def factor_strata(study: StudyConfigurations, factor: str) -> list[Stratum]:
                     f"evaluation of {study.metric!r} (wait for its runs, or `t2iscale study sync`)"
                 )
         stratum.arms = [Arm(level, tuple(configs)) for level, configs in members.get(stratum_key, {}).items()]
+        if factor == "scaling" and any(len(arm.configurations) < 2 for arm in stratum.arms):
+            # a ladder of one (where a stratum holds only the shared reference) is no ladder: nothing to compare
+            stratum.arms = []
     if all(len(stratum.arms) < 2 for stratum in strata.values()):
         levels = sorted({arm.name for stratum in strata.values() for arm in stratum.arms})
         comparable = [f for f in FACTORS if f != factor and _has_two_levels(all_records, f)]

@@ -22,7 +22,7 @@ from t2iscale.data.prepared_meta import META_FILE
 from t2iscale.errors import UserError
 from t2iscale.strict import format_validation_error
 from t2iscale.study.spec import StudySpec, parse_spec
-from t2iscale.train.config import DataConfig, ModelConfig, TrainConfig, run_setting, without_speed_only_keys
+from t2iscale.train.config import DataConfig, ModelConfig, TrainConfig, run_identity, run_setting
 from t2iscale.zoo.accounting import Accounting, account
 from t2iscale.zoo.setting import PAPER_SETTING
 
@@ -86,9 +86,8 @@ def config_hash(config: dict) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()[:HASH_CHARS]
 
 
-def _grid_axes(spec: StudySpec) -> tuple[list, list, list, list]:
+def _grid_axes(spec: StudySpec, grid) -> tuple[list, list, list, list]:
     base = spec.base
-    grid = spec.grid
 
     def base_value(section: str | None, key: str, default):
         table = base if section is None else base.get(section, {})
@@ -104,9 +103,13 @@ def _grid_axes(spec: StudySpec) -> tuple[list, list, list, list]:
 
 
 def expand_grid(spec: StudySpec, source: str = "(spec)") -> list[PlannedRun]:
-    """Every grid point as a run, in grid order (backbone, dataset size, caption policy, seed)."""
-    runs = []
-    for position, (backbone, size, policy, seed) in enumerate(product(*_grid_axes(spec))):
+    """Every grid point as a run, in grid order (backbone, dataset size, caption policy, seed); with several
+    grids, grid after grid, a run already planned by an earlier grid (the same id) kept once."""
+    runs: list[PlannedRun] = []
+    seen: set[str] = set()
+    points = [point for grid in spec.each_grid() for point in product(*_grid_axes(spec, grid))]
+    for backbone, size, policy, seed in points:
+        position = len(runs)
         raw = json.loads(json.dumps(spec.base))  # deep copy
         raw.setdefault("model", {})["backbone"] = backbone
         raw.setdefault("data", {})
@@ -122,7 +125,10 @@ def expand_grid(spec: StudySpec, source: str = "(spec)") -> list[PlannedRun]:
             raise UserError(f"invalid study spec {source}: run {slug}: {problems}") from None
         resolved = config.model_dump(mode="json")
         resolved.pop("run_dir")
-        digest = config_hash(without_speed_only_keys(resolved))
+        digest = config_hash(run_identity(resolved))
+        if f"{slug}-{digest}" in seen:
+            continue
+        seen.add(f"{slug}-{digest}")
         runs.append(PlannedRun(f"{slug}-{digest}", position, digest, resolved))
     return runs
 

@@ -13,6 +13,9 @@
     caption_policies = ["alt", "mix"]      # -> data.caption_policy
     seeds = [0, 1]                         # -> seed (the run seed; the data seed stays the base's)
 
+    # Several grids: `[[grids]]` tables instead of one `[grid]`. The study's runs are the union of their
+    # products; a run two grids both name (same resolved config) is one run, trained once, in both analyses.
+
     [executor]
     kind = "local"                         # local (in-process, the default) | subprocess | slurm
 
@@ -35,7 +38,7 @@ from pydantic import Field, ValidationError, field_validator, model_validator
 from t2iscale.data.caption_policy import CAPTION_POLICIES
 from t2iscale.errors import UserError
 from t2iscale.strict import Strict, format_validation_error
-from t2iscale.train.config import apply_overrides, load_raw_config
+from t2iscale.train.config import apply_overrides, load_raw_config, parse_override
 
 # The TrainConfig sections a study's [base] may hold; run_dir is the runner's (`<study>/runs/<run_id>`).
 BASE_KEYS = ("seed", "model", "data", "text", "recipe", "budget", "eval")
@@ -156,6 +159,9 @@ class StudySpec(Strict):
     description: str = ""
     base: dict[str, Any] = Field(..., description="the shared TrainConfig sections (all but run_dir)")
     grid: GridSpec = Field(default_factory=GridSpec)
+    grids: list[GridSpec] | None = Field(
+        None, min_length=1, description="several grids ([[grids]] tables) whose runs are united"
+    )
     executor: ExecutorSpec = Field(default_factory=LocalExecutorSpec)
     factors: list[Literal[FACTORS]] = Field(
         default_factory=list, description="factors the study compares (t2iscale compare --by)"
@@ -177,6 +183,16 @@ class StudySpec(Strict):
             if key not in BASE_KEYS:
                 raise ValueError(f"unknown key {key!r}; valid keys: {', '.join(BASE_KEYS)}")
         return base
+
+    @model_validator(mode="after")
+    def _one_kind_of_grid(self):
+        if self.grids is not None and self.grid != GridSpec():
+            raise ValueError("give one [grid] or several [[grids]] tables, not both")
+        return self
+
+    def each_grid(self) -> list[GridSpec]:
+        """The study's grids: the one [grid], or the [[grids]] tables in file order."""
+        return list(self.grids) if self.grids is not None else [self.grid]
 
     def to_json_dict(self) -> dict:
         return self.model_dump(mode="json")
@@ -231,5 +247,73 @@ def parse_spec(source: str | Path | dict | StudySpec, overrides: list[str] = ())
     else:
         raw, where = _load_raw(source)
     if overrides:
-        raw = apply_overrides(raw, list(overrides))
+        _refuse_grid_overrides_of_several_grids(raw, list(overrides))
+        raw = _switch_executor_kind(raw, apply_overrides(raw, list(overrides)), list(overrides))
+        _refuse_base_overrides_a_grid_sets(raw, list(overrides))
     return validate_spec(raw, where), where
+
+
+# The run key each grid axis sets (`t2iscale.study.plan` expands them): a base value of that key is only the
+# default of a study without the axis.
+GRID_AXIS_KEYS = {
+    "backbones": ("model", "backbone"),
+    "dataset_sizes": ("data", "size"),
+    "caption_policies": ("data", "caption_policy"),
+    "seeds": ("seed",),
+}
+
+
+def _refuse_grid_overrides_of_several_grids(raw: dict, overrides: list[str]) -> None:
+    """`--set grid.seeds=...` cannot say which of several [[grids]] tables it means."""
+    for text in overrides:
+        if parse_override(text)[0][0] in ("grid", "grids") and isinstance(raw.get("grids"), list):
+            raise UserError(
+                f"--set {text!r}: this study has several grids ([[grids]] tables); edit its spec file (a copy of "
+                "a preset: `t2iscale study presets --show NAME > study.toml`)"
+            )
+
+
+def _refuse_base_overrides_a_grid_sets(raw: dict, overrides: list[str]) -> None:
+    """`--set base.model.backbone=X` on a study whose grid lists backbones would be silently replaced by the grid
+    in every run: an error naming both keys instead."""
+    grids = raw.get("grids") if isinstance(raw.get("grids"), list) else [raw.get("grid")]
+    grids = [grid for grid in grids if isinstance(grid, dict)]
+    for text in overrides:
+        path, value = parse_override(text)
+        if path[0] != "base":
+            continue
+        grid = next((g for g in grids if any(g.get(axis) is not None for axis in GRID_AXIS_KEYS)), {})
+        for axis, key in GRID_AXIS_KEYS.items():
+            sets_key = tuple(path[1:]) == key or (
+                tuple(path[1:]) == key[:-1] and isinstance(value, dict) and key[-1] in value
+            )
+            if sets_key and grid.get(axis) is not None:
+                raise UserError(
+                    f"--set {text!r} has no effect: grid.{axis} sets {'.'.join(key)} of every run (to "
+                    f"{grid[axis]}); set grid.{axis} instead (e.g. --set 'grid.{axis}=[...]'), or "
+                    f"--set grid.{axis}=null to use base.{'.'.join(key)}"
+                )
+
+
+EXECUTOR_SPECS = {
+    "local": LocalExecutorSpec,
+    "subprocess": SubprocessExecutorSpec,
+    "slurm": SlurmExecutorSpec,
+}
+
+
+def _switch_executor_kind(before: dict, after: dict, overrides: list[str]) -> dict:
+    """`--set executor.kind=local` on a Slurm preset: the file's keys of the old kind (partition, nodes, ...) do not
+    carry over to the new one, which would reject them as unknown; keys every kind has (heartbeat_s) and keys the
+    overrides themselves set do. A key set by an override that the new kind lacks stays an error."""
+    old_section, new_section = before.get("executor"), after.get("executor")
+    if not isinstance(old_section, dict) or not isinstance(new_section, dict):
+        return after
+    old_kind, new_kind = old_section.get("kind", "local"), new_section.get("kind", "local")
+    if old_kind == new_kind or new_kind not in EXECUTOR_SPECS:
+        return after
+    accepted = set(EXECUTOR_SPECS[new_kind].model_fields)
+    paths = [parse_override(text)[0] for text in overrides]
+    overridden = {path[1] for path in paths if len(path) > 1 and path[0] == "executor"}
+    kept = {key: value for key, value in new_section.items() if key in accepted or key in overridden}
+    return {**after, "executor": kept}

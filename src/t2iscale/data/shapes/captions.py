@@ -3,7 +3,8 @@
 Each image gets, once and for all (seeded by (seed, index)), what a real image-text pair would have:
 
 - `alt`: web-alt-text-like: short and partial (names one or two groups of objects, often not all), drops
-  attributes at random, and may add words unrelated to the content ("clipart", "hd wallpaper").
+  attributes at random, and may add words unrelated to the content ("clipart", "hd wallpaper"); with the
+  world's `alt_noise`, that share of alt texts is filler words only.
 - `synthetic`: five dense captions, best first. `synthetic[0]` (the `syn1` caption) names every object with
   its size (when the world has several), color and count, and the relation between each pair of neighbouring,
   uniquely describable objects. The other four say the same in other words: other templates, other orders,
@@ -207,8 +208,9 @@ def _describes(ref: str, group: _Group) -> bool:
     return words[-1] == group.shape and all(w in (group.color, group.size) for w in words[:-1])
 
 
-def _alt(groups: list[_Group], rng: random.Random) -> str:
-    if not groups:
+def _alt(groups: list[_Group], rng: random.Random, noise: float = 0.0) -> str:
+    # `noise` draws only when set, so a world without it keeps its captions exactly.
+    if not groups or (noise and rng.random() < noise):
         return rng.choice(FILLER_WORDS)
     chosen = rng.sample(groups, 2 if len(groups) > 1 and rng.random() < 0.35 else 1)
     mentions = []
@@ -237,7 +239,7 @@ def scene_captions(scene: Scene, world: WorldConfig, rng: random.Random) -> Scen
         return caption
 
     synthetic = [held_out(c) for c in _synthetic(world, groups, relations, rng)]
-    return SceneCaptions(alt=held_out(_alt(groups, rng)), synthetic=synthetic)
+    return SceneCaptions(alt=held_out(_alt(groups, rng, world.alt_noise)), synthetic=synthetic)
 
 
 def policy_captions(captions: SceneCaptions, policy: str) -> list[str]:

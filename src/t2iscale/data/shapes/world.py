@@ -30,6 +30,10 @@ MIN_COLOR_DISTANCE = 60.0  # Euclidean, 0-255 RGB units
 RGB = tuple[int, int, int]
 
 
+# WorldConfig fields added after the built-in prompt sets were first published (see `WorldConfig.fingerprint`).
+FIELDS_SINCE_FIRST_PROMPTS = ("alt_noise",)
+
+
 class WorldConfig(Strict):
     """What scenes of one shapes world may contain and how they are laid out.
 
@@ -60,6 +64,10 @@ class WorldConfig(Strict):
     min_relation_offset: float = Field(0.2, gt=0.0, lt=1.0)
     # Extra words the diverse synthetic captions (syn5) may use for a shape; eval prompts never use them.
     shape_synonyms: dict[str, tuple[str, ...]] = Field(default_factory=dict)
+    # Probability that an image's alt text names nothing in it (filler words only: "clipart", "hd wallpaper"),
+    # as much web alt-text does; the synthetic captions are unaffected. This is what the paper's recaptioning
+    # fixes (Sec. 5.3, Table 4). 0 in `tiny` (whose alt text always names something).
+    alt_noise: float = Field(0.0, ge=0.0, le=1.0)
 
     @field_validator("shapes")
     @classmethod
@@ -141,8 +149,14 @@ class WorldConfig(Strict):
 
     @cached_property
     def fingerprint(self) -> str:
-        """A canonical JSON string: equal worlds have equal fingerprints (used as a cache key)."""
-        return json.dumps(self.to_dict(), sort_keys=True)
+        """A canonical JSON string: equal worlds have equal fingerprints (used as a cache key, and to seed the order
+        of the evaluation prompts). Fields added after the first prompt sets enter it only when set away from
+        their defaults, so an existing world keeps its prompts."""
+        data = self.to_dict()
+        for name in FIELDS_SINCE_FIRST_PROMPTS:
+            if data.get(name) == type(self).model_fields[name].default:
+                data.pop(name)
+        return json.dumps(data, sort_keys=True)
 
     def to_dict(self) -> dict:
         return json.loads(self.model_dump_json())
@@ -179,6 +193,22 @@ WORLD_PRESETS: dict[str, dict] = {
         "sizes": {"large": 0.34},
         "min_objects": 1,
         "max_objects": 2,
+    },
+    # The findings study's world (`t2iscale study presets --show findings`): `tiny`'s scenes, with web-like alt
+    # text that says nothing about the image half of the time, so the caption policies differ in what they teach.
+    "findings": {
+        "name": "findings",
+        "shapes": ("circle", "square", "triangle"),
+        "colors": {
+            "red": (220, 40, 40),
+            "green": (40, 170, 60),
+            "blue": (40, 80, 220),
+            "yellow": (240, 220, 40),
+        },
+        "sizes": {"large": 0.34},
+        "min_objects": 1,
+        "max_objects": 2,
+        "alt_noise": 0.5,
     },
     "default": {
         "name": "default",
