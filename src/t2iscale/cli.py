@@ -35,6 +35,7 @@ COMMAND_MODULES = [
     "t2iscale.data.cli",
     "t2iscale.train.cli",
     "t2iscale.eval.sample_cli",
+    "t2iscale.eval.export_cli",
     "t2iscale.eval.cli",
     "t2iscale.study.cli",
     "t2iscale.findings.cli",

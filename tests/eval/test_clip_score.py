@@ -126,3 +126,39 @@ def test_float_images_in_0_1_score_as_the_same_uint8_images(clip_dir):
         scorer.score([pictures[0] / 255.0, pictures[1] / 127.5 - 1, pictures[2]], captions)
     with pytest.raises(UserError, match=r"CLIP score image 0 has shape \(3, 40, 36\), channels first"):
         scorer.score([pictures[0].transpose(2, 0, 1), *pictures[1:]], captions)
+
+
+def test_a_negative_mean_is_clamped_and_the_unclamped_cosine_is_reported_with_its_interval(clip_dir):
+    # Issue 15: CLIP score printed 0.000, the clamp of a mean 100·cos of -7.19, with no word of scale or clamp.
+    from t2iscale.eval.clip_score import DEFINITION, mean_cosine_estimate
+    from t2iscale.eval.metrics import metric_info
+    from t2iscale.eval.samples import SampleScores
+
+    scorer = ClipScorer(clip_dir)
+    pictures, captions = images(12, seed=1), ["a cat", "short", "red", "dog"] * 3
+    first = scorer.score(pictures, captions)
+    negative = [i for i, score in enumerate(first["image_scores"]) if score < 0]
+    assert len(negative) >= 4  # the tiny random CLIP puts several pairs below 0
+    result = scorer.score([pictures[i] for i in negative], [captions[i] for i in negative])
+    cosines = np.array(result["image_scores"]) / 100
+    assert result["clip_score"] == 0.0 and result["clamped_at_zero"] is True  # the clamp is on the mean
+    assert result["mean_cosine"] == pytest.approx(cosines.mean()) and result["mean_cosine"] < 0
+    assert result["definition"] == DEFINITION and "torchmetrics" in DEFINITION and result["scale"] == [0, 100]
+    assert first["clamped_at_zero"] is (first["mean_cosine"] < 0)
+
+    prompt_ids = tuple(f"p{i % 2}" for i in range(len(negative)))  # 2 prompts, several images each
+    samples = SampleScores(prompt_ids, tuple(range(len(negative))), result["image_scores"]).to_dict()
+    estimate = mean_cosine_estimate(samples)
+    per_prompt = [cosines[[p == name for p in prompt_ids]].mean() for name in ("p0", "p1")]
+    assert estimate["value"] == pytest.approx(np.mean(per_prompt))  # the mean over prompts, in cos units
+    assert -1 <= estimate["lo"] < estimate["value"] < estimate["hi"] <= 1
+    assert estimate["n_prompts"] == 2 and estimate["n_samples"] == len(negative)
+
+    line = metric_info("clip").headline(
+        {**result, "mean_cosine_interval": estimate, "interval": {"lo": 0.0, "hi": 0.0}}
+    )
+    assert (
+        line.startswith("CLIP score 0.000 [0.0000, 0.0000]") and "max(0, mean over images of 100·cos" in line
+    )
+    assert f"unclamped mean cos {estimate['value']:.4f} [{estimate['lo']:.4f}" in line and "2 prompts" in line
+    assert "torchmetrics" in metric_info("clip").title and "0–100" in metric_info("clip").title

@@ -66,7 +66,7 @@ def run_config(prepared, tmp_path, **text):
     return validate_config(
         {
             "run_dir": str(tmp_path / "run"),
-            "data": {"kind": "prepared", "path": str(prepared)},
+            "data": {"kind": "prepared", "path": str(prepared), "caption_policy": "alt"},
             "text": text,
             "budget": {"total_steps": 1},
         }

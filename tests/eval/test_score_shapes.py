@@ -121,3 +121,20 @@ def test_each_category_carries_its_interval_over_its_prompts(tmp_path):
         assert interval["n_prompts"] == 3 and interval["n_samples"] == 6, name
         assert 0.0 <= interval["lo"] <= category["score"] <= interval["hi"] <= 1.0
         assert interval["value"] == pytest.approx(category["score"])
+
+
+def test_each_element_type_carries_its_interval_over_the_prompts_that_ask_it(tmp_path):
+    manifest = write_run(tmp_path, noise, per_category=3)
+    tifa = score_images(manifest, "tifa", shapes_prompts="v1", world="tiny", per_category=3, progress=False)[
+        "tifa"
+    ]
+    assert tifa["by_element_type"]
+    for name, entry in tifa["by_element_type"].items():
+        samples = entry["samples"]
+        # the accuracy over answers weighs prompts by their question counts; the interval is over prompts
+        assert len(samples["prompt_id"]) == len(samples["seed"]) == len(samples["value"]) > 0
+        interval = entry["interval"]
+        assert interval["n_samples"] == len(samples["value"]), name
+        assert interval["n_prompts"] == len(set(samples["prompt_id"]))
+        assert 0.0 <= interval["lo"] <= interval["value"] <= interval["hi"] <= 1.0
+        assert interval["value"] == pytest.approx(np.mean(samples["value"]))

@@ -91,6 +91,12 @@ def test_scores_per_prompt_breakdowns_and_several_images_per_prompt():
     assert result["by_category"]["count"]["score"] == pytest.approx(2 / 3)
     assert result["by_category"]["count"]["chance_level"] == pytest.approx(np.mean([1 / 3, 1 / 2, 1 / 2]))
     assert result["chance_level"] == pytest.approx(chance_level(FIXTURE))
+    # each image's score per element type (None where its prompt asks none of that type), in answered order
+    assert result["element_image_scores"] == {
+        "animal/human": [1.0, 1.0, 1.0],
+        "color": [1.0, 0.0, 1.0],
+        "counting": [None, 1.0, 0.0],
+    }
 
 
 def test_run_tifa_with_any_backend():

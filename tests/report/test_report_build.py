@@ -273,7 +273,7 @@ def test_compute_law_or_the_reason_it_cannot_be_fitted(page):
 def test_sections_for_what_two_runs_cannot_support_say_why(page):
     text = page_text(page)
     assert "No correlations: correlations need at least 3 runs, got 2." in text
-    assert "No data scaling: the evaluated runs have one dataset size" in text
+    assert "No data scaling: the evaluated runs all have D = " in text
 
 
 def test_chance_level_is_stated(tiny_study, page):
@@ -404,3 +404,25 @@ def test_default_output_is_inside_the_study(tiny_study):
     check_local_images(path, page)
     check_links(path, page)
     assert "Runs" in page_text(page)
+
+
+def test_tifa_by_element_type_with_intervals_and_chance(tiny_study, page):
+    """Each configuration's final TIFA per element type, from its runs' tifa.json, with the interval over the
+    prompts that ask that type where more than one does, and a uniform guesser's row."""
+    import json
+
+    from t2iscale.study.results import load_runs
+
+    text = page.text_of("element-types")
+    assert "element type" in text
+    run = load_runs(tiny_study)[0]
+    step_dirs = sorted((run.run_dir / "eval").glob("step_*"))
+    result = json.loads((step_dirs[-1] / "eval" / "tifa.json").read_text())
+    kinds = result["by_element_type"]
+    assert kinds and all(kind in text for kind in kinds)
+    assert "chance" in text
+    with_interval = [k for k, e in kinds.items() if e.get("interval")]
+    assert with_interval
+    for kind in with_interval:  # one training seed per configuration: the run's own interval over prompts
+        interval = kinds[kind]["interval"]
+        assert f"{interval['value']:.3f} [{interval['lo']:.3f}, {interval['hi']:.3f}]" in text, kind

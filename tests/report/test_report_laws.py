@@ -183,7 +183,10 @@ def test_compute_and_data_sections_from_configurations(tmp_path):
 def test_one_dataset_size_is_a_sentence(tmp_path):
     data = study_data(configurations(pairs=(1_000_000,)), tmp_path)
     text = visible(data_section(*sections(data, tmp_path)).body)
-    assert text.strip() == "No data scaling: the evaluated runs have one dataset size (D = 1,000,000)."
+    assert (
+        text.strip()
+        == "No data scaling: the evaluated runs all have D = 1,000,000 (training-set image-noun pairs)."
+    )
 
 
 def test_correlation_table_says_how_p_was_computed_and_the_seeds(tmp_path):

@@ -72,7 +72,7 @@ def test_padded_tokens_are_ignored_where_the_model_takes_a_mask(name):
         out_padding = backbone(x, t, changed_padding, text_mask)
     if backbone.honors_text_mask:
         torch.testing.assert_close(out_padding, out, rtol=1e-4, atol=1e-5)
-    else:  # MMDiT: padding takes part in joint attention (documented), only the pooled input is masked
+    else:  # UNets get no mask (as stock pipelines call them); MMDiT masks only its pooled input (documented)
         assert not torch.allclose(out_padding, out)
 
 

@@ -4,6 +4,10 @@ Shard layout (the usual img2dataset output): tar files whose samples are `{key}.
 image), `{key}.txt` (the alt-text) and optionally `{key}.json` with `"synthetic_captions": [...]` (ranked best
 first; the paper recaptions its data and trains on a mix of alt-text and synthetic captions, Sec. 5).
 
+Where the captions are is configurable (`CaptionSources`): the alt-text from a text member (`txt`) or from a
+field of a JSON member (`json:caption`, `json:captions.0` for COCO-style samples), the first source a sample
+has winning; the synthetic captions from a JSON field holding a list of strings (or `none`).
+
 Images are resized so the short side is `resolution` and center-cropped to a square (SD's data
 convention). This reader feeds `t2iscale data prepare`; training on real data reads the prepared shards
 (`t2iscale.data.prepared`), so no image is decoded during training.
@@ -67,6 +71,9 @@ IMAGE_EXTENSIONS = ("jpg", "jpeg", "png", "webp")
 CAPTION_EXTENSION = "txt"
 METADATA_EXTENSION = "json"
 SYNTHETIC_CAPTIONS_FIELD = "synthetic_captions"
+DEFAULT_CAPTION_SOURCES = (CAPTION_EXTENSION,)
+DEFAULT_SYNTHETIC_SOURCE = f"{METADATA_EXTENSION}:{SYNTHETIC_CAPTIONS_FIELD}"
+NO_SOURCE = "none"
 # What a broken tar raises while it is read (a truncated gzip raises EOFError or zlib.error).
 SHARD_ERRORS = (tarfile.TarError, EOFError, OSError, zlib.error, ValueError)
 
@@ -81,6 +88,109 @@ BAD_REASONS = (
 )
 # img2dataset writes `00000_stats.json` next to `00000.tar`; "successes" is the number of samples in the tar.
 STATS_SUFFIX = "_stats.json"
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Where the captions are
+
+
+def _parse_source(text: str, what: str) -> tuple[str, tuple[str | int, ...] | None]:
+    """'txt' -> ('txt', None): a text member; 'json:captions.0' -> ('json', ('captions', 0)): a JSON field."""
+    member, _, path = text.strip().partition(":")
+    member = member.strip().lower().lstrip(".")
+    if not member or (":" in text and not path.strip()):
+        raise UserError(
+            f"{what}: {text!r} is not a caption source; use a member extension (txt) or json:FIELD"
+        )
+    if not path:
+        return member, None
+    parts = tuple(int(part) if part.isdigit() else part for part in path.strip().split("."))
+    if any(part == "" for part in parts):
+        raise UserError(f"{what}: {text!r} has an empty field name")
+    return member, parts
+
+
+def _field(document, path: tuple[str | int, ...]):
+    """`document` at a field path (names index objects, integers index lists); None where it is absent."""
+    for part in path:
+        if isinstance(part, int) and isinstance(document, list):
+            document = document[part] if -len(document) <= part < len(document) else None
+        elif isinstance(document, dict):
+            document = document.get(str(part))
+        else:
+            return None
+        if document is None:
+            return None
+    return document
+
+
+@dataclass(frozen=True)
+class CaptionSources:
+    """Where a sample's captions are (`t2iscale data prepare --caption ... --synthetic-captions ...`).
+
+    `caption`: alt-text sources tried in order, the first a sample has wins: a member extension (`txt`: the
+    member's text) or `MEMBER:FIELD.PATH` (a field of a JSON member: `json:caption`, `json:captions.0`).
+    `synthetic`: `MEMBER:FIELD.PATH` of a list of strings ranked best first (a single string counts as one), or
+    None for data without synthetic captions.
+    """
+
+    caption: tuple[str, ...] = DEFAULT_CAPTION_SOURCES
+    synthetic: str | None = DEFAULT_SYNTHETIC_SOURCE
+
+    def __post_init__(self):
+        if not self.caption:
+            raise UserError("--caption: give at least one caption source (txt, json:FIELD)")
+        object.__setattr__(self, "caption", tuple(self.caption))
+        for source in self.caption:
+            _parse_source(source, "--caption")
+        if self.synthetic is not None:
+            if self.synthetic.strip().lower() == NO_SOURCE:
+                object.__setattr__(self, "synthetic", None)
+            elif _parse_source(self.synthetic, "--synthetic-captions")[1] is None:
+                raise UserError(
+                    f"--synthetic-captions: {self.synthetic!r} names no field; use MEMBER:FIELD "
+                    f"(e.g. {DEFAULT_SYNTHETIC_SOURCE}) or {NO_SOURCE}"
+                )
+
+    @property
+    def is_default(self) -> bool:
+        return self.caption == DEFAULT_CAPTION_SOURCES and self.synthetic == DEFAULT_SYNTHETIC_SOURCE
+
+    def describe(self) -> dict:
+        return {"caption": list(self.caption), "synthetic": self.synthetic}
+
+    def read(self, raw: dict) -> tuple[str, list[str]]:
+        """(alt-text, synthetic captions) of a grouped sample; ValueError for a JSON member that is not JSON or a
+        synthetic field that is not a list of strings. An absent caption is '' (the caller counts it)."""
+        documents: dict[str, object] = {}
+
+        def json_member(member: str):
+            if member not in documents:
+                documents[member] = json.loads(raw[member]) if member in raw else None
+            return documents[member]
+
+        alt = ""
+        for source in self.caption:
+            member, path = _parse_source(source, "--caption")
+            if path is None:
+                value = raw.get(member, b"").decode("utf-8", errors="replace")
+            else:
+                value = _field(json_member(member), path)
+            if isinstance(value, str) and value.strip():
+                alt = value.strip()
+                break
+        synthetic: list[str] = []
+        if self.synthetic is not None:
+            member, path = _parse_source(self.synthetic, "--synthetic-captions")
+            value = _field(json_member(member), path) if member in raw else None
+            if isinstance(value, str):
+                value = [value]
+            if value is not None and (
+                not isinstance(value, list) or not all(isinstance(text, str) for text in value)
+            ):
+                raise ValueError(f"{self.synthetic} is not a list of strings")
+            synthetic = [text.strip() for text in value or () if text.strip()]
+        return alt, synthetic
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -521,7 +631,7 @@ class WebDatasetReader:
     """Iterates decoded samples of raw webdataset shards in shard order, skipping and counting bad ones.
 
     `size` keeps only the first `size` samples of the nested-subset order (see the module docstring); it
-    builds (or reads) a `ShardIndex` at `index_path`. `start_after` resumes a pass after a `ReaderPosition`
+    builds (or reads) a `ShardIndex` at `index_path`. `captions` says where the captions are (`CaptionSources`). `start_after` resumes a pass after a `ReaderPosition`
     with the counters it had there. `counters` always describes the current pass.
     """
 
@@ -536,9 +646,11 @@ class WebDatasetReader:
         max_bad_fraction: float = 0.01,
         min_samples_for_check: int = 1000,
         progress: bool = True,
+        captions: CaptionSources | None = None,
     ):
         self.urls = expand_shards(shards)
         self.resolution = resolution
+        self.captions = captions if captions is not None else CaptionSources()
         self.size = size
         self.subset_seed = subset_seed
         self.max_bad_fraction = max_bad_fraction
@@ -644,20 +756,15 @@ class WebDatasetReader:
                 "missing_image", url, key, f"files: {sorted(k for k in raw if not k.startswith('__'))}"
             )
             return None
-        alt = raw.get(CAPTION_EXTENSION, b"").decode("utf-8", errors="replace").strip()
-        if not alt:
-            limit.record("missing_caption", url, key)
+        try:
+            alt, synthetic = self.captions.read(raw)
+        except ValueError as error:  # json.JSONDecodeError is a ValueError
+            limit.record("bad_json", url, key, str(error))
             return None
-        synthetic: list[str] = []
-        if METADATA_EXTENSION in raw:
-            try:
-                synthetic = json.loads(raw[METADATA_EXTENSION]).get(SYNTHETIC_CAPTIONS_FIELD, [])
-                if not isinstance(synthetic, list) or not all(isinstance(text, str) for text in synthetic):
-                    raise ValueError(f"{SYNTHETIC_CAPTIONS_FIELD} is not a list of strings")
-            except (ValueError, AttributeError) as error:
-                limit.record("bad_json", url, key, str(error))
-                return None
-            synthetic = [text.strip() for text in synthetic if text.strip()]
+        if not alt:
+            sources = ", ".join(self.captions.caption)
+            limit.record("missing_caption", url, key, f"no caption in {sources}")
+            return None
         if require_synthetic and not synthetic:
             limit.record("missing_synthetic_captions", url, key)
             return None

@@ -5,8 +5,10 @@
   settings: `set_alpha_to_one=False` (the last step lands on ᾱ_0 = 1 − β_0, not on ᾱ = 1) and
   `steps_offset=1` with "leading" timestep spacing by default, as in the SD1/SD2 scheduler configs, so 50
   steps visit t = 981, 961, …, 1. Like the diffusers
-  pipelines, the result is the last step's `prev_sample` (x at ᾱ_0), so images match what a user gets by
-  loading the weights into a diffusers pipeline with this scheduler.
+  pipelines, the result is the last step's `prev_sample` (x at ᾱ_0). A latent run exported with `t2iscale
+  export` (this scheduler, saved) gives the same images in a stock `StableDiffusionPipeline` for the same seeds:
+  tested bitwise in float32 (`tests/eval/test_export.py`). That needs the backbone call to match the pipeline's
+  too; how each family takes the text mask is set in `t2iscale.zoo.backbone` (UNets: no mask, as the pipelines).
 - `flow-euler` (for `flow`): `FlowMatchEulerDiscreteScheduler`, σ = linspace(1, 1/1000, steps) (then
   shifted by the objective's `shift`), one Euler step per backbone call; the last step lands on σ = 0. The
   first backbone call sees t = 1000 (σ = 1), the edge of the training range.

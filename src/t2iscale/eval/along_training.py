@@ -36,6 +36,10 @@ class EvaluateAlongTraining:
         self.progress = progress
         evaluation = config.eval
         world = config.data.world if config.data.kind == "shapes" else None
+        # Everything the evaluation will need, before the run trains (`t2iscale.eval.preflight`).
+        from t2iscale.eval.preflight import check_evaluation
+
+        check_evaluation(config, where=f"run {config.run_dir}")
         self.source = resolve_prompts(evaluation.prompts, world=world, per_category=evaluation.per_category)
 
     def done_steps(self, run) -> set[int]:
@@ -96,6 +100,12 @@ class EvaluateAlongTraining:
             vqa_model=evaluation.vqa_model,
             clip_model=evaluation.clip_model,
             inception=evaluation.inception,
+            reference_images=evaluation.fid_reference,
+            image_reward_checkpoint=evaluation.image_reward_checkpoint,
+            image_reward_tokenizer=evaluation.image_reward_tokenizer,
+            hpsv2_checkpoint=evaluation.hpsv2_checkpoint,
+            hpsv2_tokenizer=evaluation.hpsv2_tokenizer,
+            hpsv2_arch=evaluation.hpsv2_arch,
             out_dir=out_dir,
             progress=False,
             **self.source.score_kwargs,

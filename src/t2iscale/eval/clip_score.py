@@ -1,7 +1,12 @@
 """CLIP score (paper Sec. 3, "evaluation": one of the alignment metrics besides TIFA) through torchmetrics.
 
-`torchmetrics.multimodal.CLIPScore` computes 100 · cos(image embedding, text embedding), averaged over images
-(clamped at 0). Its string argument only accepts hub names, so we hand it a callable that returns a model and a
+Definition (`DEFINITION`, printed with every value): torchmetrics' CLIPScore, max(0, mean over images of
+100 · cos(image embedding, caption embedding)), on a 0–100 scale, clamped once, on the mean. It is *not* Hessel et
+al.'s CLIPScore (EMNLP 2021: 2.5 · max(cos, 0) per image, 0–2.5), whose per-image clamp hides how far below 0 an
+image falls. The clamp can hide a whole evaluation (a mean of 100·cos of −7.19 reads 0.000), so every result also
+carries the unclamped mean cosine (−1..1) with its 95% interval over prompts and n (`mean_cosine_estimate`).
+
+`torchmetrics.multimodal.CLIPScore`'s string argument only accepts hub names, so we hand it a callable that returns a model and a
 processor loaded from a LOCAL directory (what `CLIPModel.save_pretrained` + `CLIPProcessor.save_pretrained`
 write, e.g. a local copy of openai/clip-vit-large-patch14). Two adapters sit in between:
 
@@ -32,8 +37,23 @@ from torchmetrics.functional.multimodal.clip_score import _clip_score_update
 from torchmetrics.multimodal import CLIPScore
 
 from t2iscale.errors import UserError
+from t2iscale.eval.intervals import replicate_estimate
+from t2iscale.eval.samples import SampleScores
 from t2iscale.images import as_uint8_image
 from t2iscale.progress import progress_bar
+
+DEFINITION = (
+    "torchmetrics CLIPScore: max(0, mean over images of 100·cos(image, caption)), 0–100, clamped on the mean"
+)
+SHORT_DEFINITION = "torchmetrics: max(0, mean 100·cos), 0–100"
+
+
+def mean_cosine_estimate(samples: dict) -> dict:
+    """The unclamped mean cos(image, caption) (−1..1) with its 95% interval over prompts and its n
+    (`t2iscale.eval.intervals.replicate_estimate`), from the per-image 100·cos scores as a `SampleScores` dict."""
+    scores = SampleScores.from_dict(samples)
+    cosines = SampleScores(scores.prompt_ids, scores.seeds, scores.values / 100.0, scores.categories)
+    return replicate_estimate([cosines], value_range=(-1.0, 1.0)).to_dict()
 
 
 def _embedding(output):
@@ -125,11 +145,12 @@ class ClipScorer:
     def score(
         self, images: Iterable[np.ndarray], captions: list[str], batch_size: int = 32, progress: bool = False
     ) -> dict:
-        """Mean CLIP score of `images` (read lazily) against one caption per image.
+        """CLIP score (`DEFINITION`) of `images` (read lazily) against one caption per image.
 
         Images: np.uint8 (H, W, 3), or anything `t2iscale.images.as_uint8_image` converts unambiguously (floats
-        in [0, 1]); others raise a UserError. `image_scores` holds each image's 100 · cos(image, caption), in the
-        order of `images`.
+        in [0, 1]); others raise a UserError. Returns `clip_score` (0–100, the mean clamped at 0),
+        `clamped_at_zero` (whether the clamp changed it), `mean_cosine` (the unclamped mean cos, −1..1),
+        `definition`, and `image_scores`: each image's 100 · cos(image, caption), in the order of `images`.
         """
         if not captions:
             raise UserError("no images to compute a CLIP score for")
@@ -159,11 +180,17 @@ class ClipScorer:
             if next(image_iter, None) is not None:
                 raise ValueError(f"more images than the {len(captions)} captions")
             value = float(metric.compute())
+        image_scores = metric.per_image()
+        mean_cosine = float(np.mean(image_scores)) / 100.0
         return {
             "clip_score": value,
+            "definition": DEFINITION,
+            "scale": [0.0, 100.0],
+            "clamped_at_zero": mean_cosine < 0,
+            "mean_cosine": mean_cosine,
             "n_images": len(captions),
             "n_truncated_captions": len(long_ones),
             "max_tokens": self.max_tokens,
             "model": self.source,
-            "image_scores": metric.per_image(),
+            "image_scores": image_scores,
         }

@@ -52,8 +52,9 @@ def handle(args) -> int:
     # The run folder, its config, the prompts and the weights are checked before torch loads (seconds).
     from pathlib import Path
 
+    from t2iscale.errors import UserError
     from t2iscale.eval.generate import SamplerSettings, check_weights, read_run_config
-    from t2iscale.eval.prompt_source import resolve_prompts
+    from t2iscale.eval.prompt_source import SHAPES_PREFIX, resolve_prompts
 
     config = read_run_config(args.run)
     seeds = config.eval.seeds if args.seeds is None else args.seeds
@@ -62,8 +63,16 @@ def handle(args) -> int:
     )
     check_weights(args.run, config, args.weights, settings.ema)
     world = config.data.world if config.data.kind == "shapes" else None
+    prompts = args.prompts or config.eval.prompts
+    if world is None and prompts.startswith(SHAPES_PREFIX):
+        # Said here, in this command's own flags: the prompt source's message is written for no command.
+        given = "--prompts" if args.prompts else f"the run's eval.prompts ({config.eval.prompts!r})"
+        raise UserError(
+            f"{given} names a shapes-world prompt set, but {args.run} trains on {config.data.kind} data, not the "
+            "shapes world: give --prompts FILE (a TIFA-format prompt or question file)"
+        )
     source = resolve_prompts(
-        args.prompts or config.eval.prompts,
+        prompts,
         world=world,
         per_category=args.per_category or config.eval.per_category,
     )

@@ -7,7 +7,8 @@ in the registry (`t2iscale.eval.metrics`); what they all draw on is resolved onc
 
 Where the questions and references come from:
 - real data: a TIFA question file (`questions=`), a local BLIP VQA model (`vqa_model=`), a local CLIP
-  (`clip_model=`), a TorchScript Inception (`inception=`) and a folder of reference images for FID;
+  (`clip_model=`), a TorchScript Inception (`inception=`) and a folder of reference images for FID; ImageReward
+  and HPSv2 from their released checkpoints and local tokenizers (`image_reward_*=`, `hpsv2_*=`, docs/metrics.md);
 - the shapes world (`world=` + `shapes_prompts="v1"`): the world's evaluation prompt set and its exact oracle
   VQA; without `reference_images`, FID references are ground-truth renders of the same prompts and seeds at the
   generated resolution, so FID there measures how far generations are from what the prompts describe.
@@ -54,6 +55,11 @@ def score_images(
     clip_model: str | Path | None = None,
     inception: str | Path | None = None,
     reference_images: str | Path | None = None,
+    image_reward_checkpoint: str | Path | None = None,
+    image_reward_tokenizer: str | Path | None = None,
+    hpsv2_checkpoint: str | Path | None = None,
+    hpsv2_tokenizer: str | Path | None = None,
+    hpsv2_arch: str | Path | None = None,
     out_dir: str | Path | None = None,
     allow_partial: bool = False,
     batch_size: int = 32,
@@ -80,6 +86,11 @@ def score_images(
         clip_model=clip_model,
         inception=inception,
         reference_images=reference_images,
+        image_reward_checkpoint=image_reward_checkpoint,
+        image_reward_tokenizer=image_reward_tokenizer,
+        hpsv2_checkpoint=hpsv2_checkpoint,
+        hpsv2_tokenizer=hpsv2_tokenizer,
+        hpsv2_arch=hpsv2_arch,
         batch_size=batch_size,
         device=device,
         progress=progress,
@@ -101,14 +112,24 @@ def score_images(
 
 
 def _category_intervals(metric: str, result: dict) -> None:
-    """Each prompt category's value (TIFA's `by_category`) gains its interval over that category's prompts."""
+    """Each prompt category's value (TIFA's `by_category`) gains its interval over that category's prompts, and
+    each element type's accuracy (`by_element_type`, with its own samples) its interval over the prompts that ask
+    questions of that type."""
     samples = SampleScores.from_dict(result["samples"])
-    for name, entry in result.get("by_category", {}).items():
+    value_range = metric_info(metric).value_range
+    groups = [
+        (entry, lambda name=name: samples.only_category(name))
+        for name, entry in result.get("by_category", {}).items()
+    ]
+    groups += [
+        (entry, lambda entry=entry: SampleScores.from_dict(entry["samples"]))
+        for entry in result.get("by_element_type", {}).values()
+        if "samples" in entry
+    ]
+    for entry, subset in groups:
         try:
-            entry["interval"] = replicate_estimate(
-                [samples.only_category(name)], value_range=metric_info(metric).value_range
-            ).to_dict()
-        except UserError as error:  # one prompt in the category: no interval over prompts
+            entry["interval"] = replicate_estimate([subset()], value_range=value_range).to_dict()
+        except UserError as error:  # one prompt in the group: no interval over prompts
             entry["interval"] = None
             entry["no_interval"] = str(error)
 

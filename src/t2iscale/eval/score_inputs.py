@@ -46,6 +46,12 @@ class ScoreInputs:
     clip_model: str | Path | None = None
     inception: str | Path | None = None
     reference_images: str | Path | None = None
+    # ImageReward and HPSv2: released checkpoints and the tokenizers they were trained with, all local.
+    image_reward_checkpoint: str | Path | None = None
+    image_reward_tokenizer: str | Path | None = None
+    hpsv2_checkpoint: str | Path | None = None
+    hpsv2_tokenizer: str | Path | None = None
+    hpsv2_arch: str | Path | None = None  # an OpenCLIP architecture name or JSON config; unset: ViT-H-14
     batch_size: int = 32
     device: str = "cpu"
     progress: bool = True
@@ -94,6 +100,19 @@ class ScoreInputs:
             tuple(entry.prompt_id for entry in entries),
             tuple(entry.seed for entry in entries),
             image_scores,
+            categories if any(categories) else None,
+        ).to_dict()
+
+    def samples_where_scored(self, image_scores: list[float | None]) -> dict:
+        """`samples` of the images that have a score (None: the image's prompt asks nothing of that kind)."""
+        keep = [i for i, score in enumerate(image_scores) if score is not None]
+        category = {q["id"]: q.get("category") for q in self.questions or []}
+        entries = [self.entries[i] for i in keep]
+        categories = [category.get(entry.prompt_id) for entry in entries]
+        return SampleScores(
+            tuple(entry.prompt_id for entry in entries),
+            tuple(entry.seed for entry in entries),
+            [image_scores[i] for i in keep],
             categories if any(categories) else None,
         ).to_dict()
 

@@ -31,8 +31,9 @@ from t2iscale.zoo.backbone import Backbone
 
 
 def to_uint8(images: torch.Tensor) -> np.ndarray:
-    """(B, 3, H, W) in [-1, 1] -> (B, H, W, 3) uint8."""
-    images = ((images.float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
+    """(B, 3, H, W) in [-1, 1] -> (B, H, W, 3) uint8, rounded as diffusers' `VaeImageProcessor` does
+    ((x * 0.5 + 0.5) clamped to [0, 1], times 255, rounded), so exported pipelines give the same bytes."""
+    images = ((images.float() * 0.5 + 0.5).clamp(0, 1) * 255).round().to(torch.uint8)
     return images.permute(0, 2, 3, 1).cpu().numpy()
 
 

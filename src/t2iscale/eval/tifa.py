@@ -14,6 +14,11 @@ its questions answered correctly, and the TIFA score is the mean over prompts. H
   `category` when the questions carry one (GenEval's categories in the shapes world);
 - the chance level of a question set: mean over prompts of the mean over its questions of 1/len(choices), i.e.
   the expected score of an answerer that picks uniformly at random.
+
+Soft-TIFA (GenEval 2; `judge_images`, then `score_judgements`): the same questions, answered by a judge that also
+gives probabilities (`t2iscale.eval.judges`). An image's score is the mean over its questions of the probability
+the judge gives the right answer, arithmetic or geometric; prompts, categories and chance are handled as for TIFA
+(the chance level is that of a judge uniform over each question's choices).
 """
 
 from __future__ import annotations
@@ -135,11 +140,15 @@ def score_answers(questions: list[dict], answered: Iterable[tuple[str, list[str]
 
     `answers[i]` answers the prompt's i-th question (order of `questions_by_prompt`). Only prompts that have at
     least one image are scored; the chance level is computed over those same prompts. `image_scores` holds each
-    image's score (the fraction of its prompt's questions answered right), in the order of `answered`.
+    image's score (the fraction of its prompt's questions answered right), in the order of `answered`;
+    `element_image_scores[type]` the same restricted to questions of one element type (None for an image whose
+    prompt asks none of that type), so each type's accuracy gets an interval over prompts too.
     """
     groups = questions_by_prompt(questions)
     image_scores: dict[str, list[float]] = defaultdict(list)
     in_order: list[float] = []
+    # per element type, each image's fraction right of its questions of that type (None: it has none), in order
+    element_in_order: list[dict[str, float]] = []
     element_correct: dict[str, list[bool]] = defaultdict(list)
     element_chance: dict[str, list[float]] = defaultdict(list)
     for prompt_id, answers in answered:
@@ -161,6 +170,10 @@ def score_answers(questions: list[dict], answered: Iterable[tuple[str, list[str]
             element_chance[question["element_type"]].append(1.0 / len(question["choices"]))
         image_scores[prompt_id].append(float(np.mean(correct)))
         in_order.append(image_scores[prompt_id][-1])
+        by_type: dict[str, list[bool]] = defaultdict(list)
+        for question, is_correct in zip(group, correct):
+            by_type[question["element_type"]].append(is_correct)
+        element_in_order.append({kind: float(np.mean(values)) for kind, values in by_type.items()})
     if not image_scores:
         raise UserError("no images to score")
 
@@ -204,6 +217,9 @@ def score_answers(questions: list[dict], answered: Iterable[tuple[str, list[str]
         result["by_category"] = by_category
     result["per_prompt"] = per_prompt
     result["image_scores"] = in_order
+    result["element_image_scores"] = {
+        kind: [scores.get(kind) for scores in element_in_order] for kind in result["by_element_type"]
+    }
     return result
 
 
@@ -227,3 +243,109 @@ def run_tifa(
             yield prompt_id, list(backend.answer_all(image, groups[prompt_id]))
 
     return score_answers(questions, answered())
+
+
+# -- Soft-TIFA ------------------------------------------------------------------------------------------------
+
+SOFT_MEANS = ("arithmetic", "geometric")
+
+
+def soft_image_score(right_probabilities, mean: str = "arithmetic") -> float:
+    """One image's Soft-TIFA from the probabilities (Q,) its judge gave its questions' right answers.
+
+    arithmetic: the mean; geometric: (prod p)^(1/Q), 0 as soon as one question gets probability 0.
+    """
+    p = np.asarray(right_probabilities, dtype=np.float64)
+    if p.size == 0:
+        raise ValueError("an image with no questions has no Soft-TIFA")
+    if mean == "arithmetic":
+        return float(p.mean())
+    if mean == "geometric":
+        return 0.0 if np.any(p <= 0) else float(np.exp(np.log(p).mean()))
+    raise UserError(f"unknown Soft-TIFA mean {mean!r}; valid: {', '.join(SOFT_MEANS)}")
+
+
+def soft_chance_level(questions: list[dict], mean: str = "arithmetic") -> float:
+    """Soft-TIFA of a judge uniform over each question's choices: mean over prompts of its image score."""
+    groups = questions_by_prompt(questions)
+    return float(
+        np.mean([soft_image_score([1.0 / len(q["choices"]) for q in g], mean) for g in groups.values()])
+    )
+
+
+def score_judgements(
+    questions: list[dict], judged: Iterable[tuple[str, list]], mean: str = "arithmetic"
+) -> dict:
+    """Soft-TIFA from judgements already made: `judged` holds one (prompt_id, [Judgement]) per image.
+
+    Laid out like `score_answers`' result: `score` (mean over prompts of the mean over a prompt's images),
+    `chance_level`, `n_prompts`, `n_images`, `n_answers`, `by_element_type` (mean probability of the right answer
+    per element type), `by_category`, `per_prompt`, `image_scores` (judged order); plus `mean` and `hard_tifa`,
+    the same judge's hard TIFA (its most probable answer scored right or wrong).
+    """
+    if mean not in SOFT_MEANS:
+        raise UserError(f"unknown Soft-TIFA mean {mean!r}; valid: {', '.join(SOFT_MEANS)}")
+    judged = list(judged)
+    hard = score_answers(questions, ((pid, [j.answer for j in js]) for pid, js in judged))
+    groups = questions_by_prompt(questions)
+    image_scores: dict[str, list[float]] = defaultdict(list)
+    in_order: list[float] = []
+    element_probability: dict[str, list[float]] = defaultdict(list)
+    for prompt_id, judgements in judged:
+        right = [j.probability(q, q["answer"]) for q, j in zip(groups[prompt_id], judgements)]
+        for question, p in zip(groups[prompt_id], right):
+            element_probability[question["element_type"]].append(p)
+        image_scores[prompt_id].append(soft_image_score(right, mean))
+        in_order.append(image_scores[prompt_id][-1])
+    per_prompt = {
+        prompt_id: {**entry, "score": float(np.mean(image_scores[prompt_id]))}
+        for prompt_id, entry in hard["per_prompt"].items()
+    }
+    scored_questions = [q for prompt_id in per_prompt for q in groups[prompt_id]]
+    result = {
+        "score": float(np.mean([p["score"] for p in per_prompt.values()])),
+        "mean": mean,
+        "hard_tifa": hard["score"],
+        "chance_level": soft_chance_level(scored_questions, mean),
+        "n_prompts": hard["n_prompts"],
+        "n_images": hard["n_images"],
+        "n_answers": hard["n_answers"],
+        "by_element_type": {
+            element_type: {
+                "mean_probability": float(np.mean(values)),
+                "accuracy": hard["by_element_type"][element_type]["accuracy"],
+                "n_answers": len(values),
+            }
+            for element_type, values in sorted(element_probability.items())
+        },
+    }
+    if "by_category" in hard:
+        by_category = {}
+        for category in hard["by_category"]:
+            ids = [pid for pid, p in per_prompt.items() if p.get("category") == category]
+            by_category[category] = {
+                "score": float(np.mean([per_prompt[pid]["score"] for pid in ids])),
+                "chance_level": soft_chance_level([q for pid in ids for q in groups[pid]], mean),
+                "n_prompts": len(ids),
+            }
+        result["by_category"] = by_category
+    result["per_prompt"] = per_prompt
+    result["image_scores"] = in_order
+    return result
+
+
+def judge_images(
+    images: Iterable[tuple[str, np.ndarray]],
+    questions: list[dict],
+    judge,
+    total: int | None = None,
+    progress: bool = True,
+) -> list[tuple[str, list]]:
+    """Ask `judge` (`t2iscale.eval.judges.Judge`) every question of each image's prompt: [(prompt_id, [Judgement])]."""
+    groups = questions_by_prompt(questions)
+    judged = []
+    for prompt_id, image in progress_bar(images, enabled=progress, total=total, desc="judge", unit="img"):
+        if prompt_id not in groups:
+            raise UserError(f"prompt {prompt_id!r} has no questions")
+        judged.append((prompt_id, list(judge.judge_all(image, groups[prompt_id]))))
+    return judged

@@ -22,7 +22,10 @@ when a configuration gives several points (the compute frontier), they count as 
   --x compute   X = training FLOPs, every evaluation of every configuration, on the Pareto frontier by default
                 (the paper's S = a·C^b: the best alignment reached with that much compute)
   --x params    X = parameters N, each configuration's final evaluation, every configuration by default
-  --x data      X = training-set image-noun pairs D, each configuration's final evaluation, every one by default
+  --x data      X = the training set's size D, each configuration's final evaluation, every one by default;
+                D is image-noun pairs where every run has them (the shapes world; prepared data counted with
+                `data prepare --noun-tagger`), else the dataset size in images (--data-measure chooses; the
+                law's line says which D it used)
 """
 
 COMPARE_DESCRIPTION = """\
@@ -62,6 +65,12 @@ def _add_fit_arguments(parser) -> None:
         "configuration for params and data, where a frontier would bias the exponent)",
     )
     parser.add_argument("--ci", type=float, default=0.95, help="confidence level of the intervals")
+    parser.add_argument(
+        "--data-measure",
+        default="auto",
+        choices=["auto", "noun_pairs", "images", "images_seen"],
+        help="--x data: what D counts (auto: image-noun pairs where every run has them, else dataset images)",
+    )
 
 
 def register(subparsers) -> None:
@@ -178,7 +187,14 @@ def _fit_from_args(args):
     _check_level(args.ci)
     source = load_source(args)
     law = fit_configurations(
-        source.configurations, args.x, args.metric, args.form, args.frontier, args.ci, source.chance_level
+        source.configurations,
+        args.x,
+        args.metric,
+        args.form,
+        args.frontier,
+        args.ci,
+        source.chance_level,
+        data_measure=args.data_measure,
     )
     return law, source
 

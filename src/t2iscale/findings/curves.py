@@ -42,6 +42,20 @@ def load_curves(study_dir: str | Path, metric: str = "tifa") -> list[Curve]:
                 metric=metric,
                 category={name: [row.categories[name] for row in rows] for name in sorted(shared)},
                 samples=[row.samples for row in rows],
+                dataset_images=_dataset_images(record),
             )
         )
     return curves
+
+
+def _dataset_images(record) -> int | None:
+    """The run's training-set size in images: its data.size, or (no cap) every sample of its prepared folder."""
+    if record.dataset_size is not None:
+        return record.dataset_size
+    data = record.config.get("data", {})
+    if data.get("kind") == "prepared" and data.get("path"):
+        from t2iscale.data.prepared_meta import META_FILE, read_prepared_meta
+
+        if (Path(data["path"]) / META_FILE).is_file():
+            return read_prepared_meta(data["path"]).count
+    return None

@@ -21,7 +21,7 @@ from t2iscale.eval.metrics import metric_info
 from t2iscale.scaling.arms import Configuration
 from t2iscale.scaling.fits import Fit, FitError, fit_law, predict
 from t2iscale.scaling.frontier import pareto_frontier
-from t2iscale.scaling.points import AXES, Axis, ScalingPoint, scaling_points
+from t2iscale.scaling.points import AXES, Axis, ScalingPoint, data_axis, resolve_data_measure, scaling_points
 
 
 @dataclass(frozen=True)
@@ -131,8 +131,10 @@ class LawResult:
         return lines
 
 
-def _candidates(configurations: Sequence[Configuration], axis: str) -> list[ScalingPoint]:
-    return scaling_points([c.as_curve() for c in configurations], axis)
+def _candidates(
+    configurations: Sequence[Configuration], axis: str, data_measure: str | None = None
+) -> list[ScalingPoint]:
+    return scaling_points([c.as_curve() for c in configurations], axis, data_measure)
 
 
 def frontier_law(
@@ -143,9 +145,12 @@ def frontier_law(
     frontier: bool | None = None,
     level: float = 0.95,
     chance_level: float | None = None,
+    data_measure: str | None = None,
 ) -> LawResult:
     """The law on `axis` ("compute", "params" or "data"). A study that cannot support it gives a LawResult with
-    `reason` instead of raising.
+    `reason` instead of raising. On the data axis D is counted as `data_measure` (`t2iscale.scaling.points.
+    DATA_MEASURES`; None: image-noun pairs where every run has them, else the dataset size in images), and the
+    result's `axis.description` says which.
 
     `frontier` None: on the Pareto frontier for compute, as the paper fits S = a·C^b (the best alignment any
     configuration reached with that much compute), on every configuration for params and data. There a
@@ -153,12 +158,20 @@ def frontier_law(
     its interval's coverage down (0.86-0.90 for 8 points in a simulation with 3-5% noise, against 0.93-0.95 on
     every point)."""
     spec = AXES[axis]
+    if axis == "data":
+        try:
+            data_measure = resolve_data_measure([c.as_curve() for c in configurations], data_measure)
+        except UserError as error:
+            return LawResult(
+                spec, metric, [], reason=f"No D points: {error}.", level=level, chance_level=chance_level
+            )
+        spec = data_axis(data_measure)
     if frontier is None:
         frontier = axis == "compute"
     info = metric_info(metric)
     context = {"level": level, "chance_level": chance_level}
     try:
-        candidates = _candidates(configurations, axis)
+        candidates = _candidates(configurations, axis, data_measure)
     except UserError as error:
         return LawResult(spec, metric, [], reason=f"No {spec.symbol} points: {error}.", **context)
     if not info.higher_is_better:
@@ -171,9 +184,12 @@ def frontier_law(
         )
     if axis == "data" and len({p.x for p in candidates}) < 2:
         sizes = sorted({p.x for p in candidates})
-        what = f"one dataset size (D = {sizes[0]:,.0f})" if sizes else "no dataset size"
+        # D's unit is the measure's (image-noun pairs, images, images seen), so say it: "one D of 73,786"
+        # alone read as a dataset of 73,786 images.
+        unit = spec.description.split(",")[0]
+        what = f"all have D = {sizes[0]:,.0f} ({unit})" if sizes else f"have no D ({unit})"
         return LawResult(
-            spec, metric, candidates, reason=f"No data scaling: the evaluated runs have {what}.", **context
+            spec, metric, candidates, reason=f"No data scaling: the evaluated runs {what}.", **context
         )
     points = (
         pareto_frontier(candidates) if frontier else sorted(candidates, key=lambda p: (p.x, p.run_id, p.step))
@@ -208,9 +224,10 @@ def fit_configurations(
     frontier: bool | None = None,
     level: float = 0.95,
     chance_level: float | None = None,
+    data_measure: str | None = None,
 ) -> LawResult:
     """`frontier_law` for the CLI: a law that cannot be fitted is a FitError naming why."""
-    law = frontier_law(configurations, axis, metric, form, frontier, level, chance_level)
+    law = frontier_law(configurations, axis, metric, form, frontier, level, chance_level, data_measure)
     if law.fit is None:
         raise FitError(law.reason.rstrip("."))
     return law

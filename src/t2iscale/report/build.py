@@ -70,7 +70,9 @@ def build_report(
     command: str | None = None,
 ) -> Path:
     """Write the study's report to `out` (default `<study>/report/report.html`) and return its path."""
+    from t2iscale.report.audit import audit_section
     from t2iscale.report.comparisons import findings_section
+    from t2iscale.report.elements import element_type_section
     from t2iscale.report.headline import headline_section
     from t2iscale.report.provenance import provenance_section
 
@@ -93,13 +95,16 @@ def build_report(
         training_section,
         speed_section,
         category_section,
+        element_type_section,  # None (left out) unless the metric is TIFA with element types
+        audit_section,  # None (left out) when the study holds no judge audit
         runs_section,
         samples_section,
         provenance_section,
     )
     built = [
-        build(analyses, options)
+        section
         for build in progress_bar(builders, enabled=progress, desc="report", unit="section")
+        if (section := build(analyses, options)) is not None
     ]
     title = f"Scaling study report: {data.name}"
     out.write_text(html.page(title, built[0], built[1:]), encoding="utf-8")

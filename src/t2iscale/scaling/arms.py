@@ -147,6 +147,7 @@ class Configuration:
                 for name in set(first.category).intersection(*(run.category for run in self.runs[1:]))
             },
             n_seeds=self.n_seeds,
+            dataset_images=first.dataset_images,
         )
 
 

@@ -40,6 +40,13 @@ AXES: dict[str, Axis] = {
     "data": Axis("data", "D", "training-set image-noun pairs, each configuration's final evaluation"),
 }
 
+# What D counts on the data axis. The paper's is image-noun pairs (Sec. 5); data prepared without a noun tagger has
+# only its size in images, and `images_seen` (training images shown, repeats included) is the budget's view of it.
+DATA_MEASURES: dict[str, tuple[str, str]] = {
+    "noun_pairs": ("dataset_noun_pairs", "training-set image-noun pairs"),
+    "images": ("dataset_images", "training-set images (the dataset size)"),
+    "images_seen": ("images_seen", "training images seen (repeats included)"),
+}
 DEFAULT_METRIC = "tifa"
 JSON_FORMAT_VERSION = 1
 
@@ -54,7 +61,7 @@ _REQUIRED_KEYS = (
     "train_flops",
     "values",
 )
-_OPTIONAL_KEYS = ("label", "metric", "category", "samples", "n_seeds")
+_OPTIONAL_KEYS = ("label", "metric", "category", "samples", "n_seeds", "dataset_images")
 
 # Columns of a long-format CSV file (one row per evaluation); `category.<name>` columns add breakdowns.
 _CSV_REQUIRED = ("run_id", "step", "images_seen", "train_flops", "value")
@@ -121,6 +128,7 @@ class Curve:
     category: dict[str, tuple[float, ...]] = field(default_factory=dict)
     samples: tuple[SampleScores | None, ...] | None = None
     n_seeds: int = 1  # training seeds whose runs this curve averages (1: one run)
+    dataset_images: int | None = None  # the training set's size in images, when known (a D for the data axis)
 
     def __post_init__(self):
         try:
@@ -136,7 +144,12 @@ class Curve:
         for key in ("label", "metric"):
             if not isinstance(getattr(self, key), str) or not getattr(self, key):
                 raise UserError(f"key {key!r}: expected a non-empty string, got {getattr(self, key)!r}")
-        for key, convert in (("params", _as_int), ("gmacs", _as_float), ("dataset_noun_pairs", _as_int)):
+        for key, convert in (
+            ("params", _as_int),
+            ("gmacs", _as_float),
+            ("dataset_noun_pairs", _as_int),
+            ("dataset_images", _as_int),
+        ):
             value = getattr(self, key)
             if value is not None:
                 value = convert(value, key)
@@ -224,6 +237,7 @@ class Curve:
             "values": list(self.values),
             "category": {name: list(values) for name, values in self.category.items()},
             **({} if self.n_seeds == 1 else {"n_seeds": self.n_seeds}),
+            **({} if self.dataset_images is None else {"dataset_images": self.dataset_images}),
             **(
                 {}
                 if self.samples is None
@@ -260,6 +274,7 @@ class Curve:
             category=data.get("category", {}),
             samples=data.get("samples"),
             n_seeds=data.get("n_seeds", 1),
+            dataset_images=data.get("dataset_images"),
         )
 
 
@@ -478,13 +493,32 @@ class ScalingPoint:
     value: float
 
 
-def scaling_points(curves: Sequence[Curve], axis: str) -> list[ScalingPoint]:
+def resolve_data_measure(curves: Sequence[Curve], measure: str | None = None) -> str:
+    """Which D the data axis uses (`DATA_MEASURES`): `measure` as given, or the first of image-noun pairs and the
+    dataset size in images that every curve has (None: "auto")."""
+    if measure is not None and measure != "auto":
+        if measure not in DATA_MEASURES:
+            raise UserError(f"unknown data measure {measure!r}; valid: auto, {', '.join(DATA_MEASURES)}")
+        return measure
+    for candidate in ("noun_pairs", "images"):
+        if curves and all(getattr(curve, DATA_MEASURES[candidate][0]) is not None for curve in curves):
+            return candidate
+    return "noun_pairs"  # the paper's D; `scaling_points` names the run that lacks it
+
+
+def data_axis(measure: str) -> Axis:
+    """The data axis with D counted as `measure` (its description says which)."""
+    return Axis("data", "D", f"{DATA_MEASURES[measure][1]}, each configuration's final evaluation")
+
+
+def scaling_points(curves: Sequence[Curve], axis: str, data_measure: str | None = None) -> list[ScalingPoint]:
     """The (X, S) points a fit on `axis` ("compute", "params" or "data") uses, before any frontier.
 
     compute: every evaluation of every run, X = training FLOPs so far. Evaluations at zero FLOPs (the
         untrained model at step 0) are left out: C^b is not defined there and they say nothing about scaling.
     params / data: one point per run, its final evaluation, X = N or D. (The paper compares runs at the end
-        of training; runs of a study share one budget, so "final" is comparable across runs.)
+        of training; runs of a study share one budget, so "final" is comparable across runs.) D is counted as
+        `data_measure` (`resolve_data_measure`: image-noun pairs where every run has them, else dataset images).
     """
     if axis not in AXES:
         raise UserError(f"unknown scaling axis {axis!r}; valid axes: {', '.join(AXES)}")
@@ -495,10 +529,20 @@ def scaling_points(curves: Sequence[Curve], axis: str) -> list[ScalingPoint]:
                 if flops > 0:
                     points.append(ScalingPoint(curve.run_id, curve.label, step, flops, value))
         return points
-    key = {"params": "params", "data": "dataset_noun_pairs"}[axis]
+    measure = resolve_data_measure(curves, data_measure) if axis == "data" else None
     for curve in curves:
-        x = getattr(curve, key)
+        if axis == "params":
+            key, x = "params", curve.params
+        else:
+            key = DATA_MEASURES[measure][0]
+            x = curve.images_seen[-1] if measure == "images_seen" else getattr(curve, key)
         if x is None:
-            raise UserError(f"run {curve.run_id!r} has no {key!r}, which a fit on --x {axis} needs")
+            hint = ""
+            if key == "dataset_noun_pairs":
+                hint = (
+                    " (prepared data counts them with `t2iscale data prepare --noun-tagger DIR`; or fit on the "
+                    "dataset size: --data-measure images)"
+                )
+            raise UserError(f"run {curve.run_id!r} has no {key!r}, which a fit on --x {axis} needs{hint}")
         points.append(ScalingPoint(curve.run_id, curve.label, curve.final_step, float(x), curve.final_value))
     return points

@@ -68,6 +68,9 @@ def _print_dry_run(rows: list[dict]) -> None:
         print(f"note: {note}")
     total = sum(row["budget_train_flops"] for row in rows)
     print(f"{len(rows)} runs, {total:.3e} training FLOPs in all")
+    for row in rows:
+        for problem in row["problems"]:
+            print(f"problem: run {row['run_id']}: {problem}")
 
 
 def _run(args) -> int:
@@ -83,6 +86,14 @@ def _run(args) -> int:
         else:
             print(f"study {study_dir} ({spec.executor.kind} executor)")
             _print_dry_run(rows)
+        bad = [row["run_id"] for row in rows if row["problems"]]
+        if bad:
+            # Exit status 1: `study run` would refuse to start (nothing trains while a run has a problem).
+            print(
+                f"t2iscale study: {len(bad)} of {len(rows)} run(s) have problems; fix them before running",
+                file=sys.stderr,
+            )
+            return 1
         return 0
     report = run_study(
         spec,

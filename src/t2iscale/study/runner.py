@@ -10,6 +10,11 @@ The study folder:
 
 Running a study again skips finished runs and resumes unfinished ones from their last checkpoint; a spec that
 only adds grid points adds runs; any other change is refused.
+
+Nothing trains before every selected run passed its checks: the config's (every grid point is validated when the
+spec is loaded: metrics' keys, data against prepared.json) and the evaluation preflight's
+(`t2iscale.eval.preflight`: files, the FID network's width against the image counts). `--dry-run` prints the
+same problems for every run.
 """
 
 from __future__ import annotations
@@ -73,9 +78,41 @@ def default_study_dir(spec: StudySpec, source) -> Path:
     return Path(STUDIES_FOLDER) / name
 
 
+def prepared_noun_pairs(run: PlannedRun) -> int | None:
+    """D of a run on prepared data: the image-noun pairs of its training set, when `data prepare` counted them
+    (`--noun-tagger`); None otherwise (then `t2iscale fit --x data` falls back to the dataset size)."""
+    from t2iscale.data.prepared_meta import META_FILE, dataset_noun_pairs, read_prepared_meta
+
+    data = run.config["data"]
+    if data["kind"] != "prepared" or not (Path(data["path"]) / META_FILE).is_file():
+        return None
+    meta = read_prepared_meta(data["path"])
+    return dataset_noun_pairs(data["path"], meta, data["size"], data["caption_policy"])
+
+
+def run_problems(runs: list[PlannedRun], study_dir: str | Path) -> dict[str, list[str]]:
+    """What would stop each run (`t2iscale.eval.preflight.evaluation_problems`), by run id; empty lists when fine."""
+    from t2iscale.eval.preflight import evaluation_problems
+
+    return {run.run_id: evaluation_problems(run.train_config(study_dir)) for run in runs}
+
+
+def check_runs(runs: list[PlannedRun], study_dir: str | Path) -> None:
+    """Raise one UserError naming the first run with a problem (and how many more) before anything trains."""
+    problems = {run_id: lines for run_id, lines in run_problems(runs, study_dir).items() if lines}
+    if problems:
+        run_id, lines = next(iter(problems.items()))
+        total = sum(len(lines) for lines in problems.values())
+        more = f" ({total - 1} more problem(s) in {len(problems)} run(s); see --dry-run)" if total > 1 else ""
+        raise UserError(f"run {run_id}: {lines[0]}{more}; nothing was trained")
+
+
 def run_sizes(runs: list[PlannedRun]) -> dict[str, dict]:
     """Params, GMACs, training FLOPs per image and D of each run: what the runs table records."""
     noun_pairs = noun_pairs_by_run(runs)
+    for run in runs:
+        if noun_pairs[run.run_id] is None:
+            noun_pairs[run.run_id] = prepared_noun_pairs(run)
     sizes = {}
     for run in runs:
         accounting, note = run_accounting(run)
@@ -131,6 +168,7 @@ def run_study(
     failed run (see `StudyReport.failed`), only for bad input."""
     spec = load_spec(source, overrides)
     study_dir = Path(study_dir) if study_dir is not None else default_study_dir(spec, source)
+    check_runs(select_runs(expand_grid(spec), only), study_dir)  # before the study folder is touched
     planned, added = register_study(
         spec, study_dir, str(source) if isinstance(source, str | Path) else "(spec)"
     )
@@ -150,6 +188,7 @@ def dry_run_rows(spec: StudySpec, study_dir: str | Path | None, only: str | None
     """What `study run --dry-run` prints: every run with its size and budget, and its status if the study exists."""
     planned = select_runs(expand_grid(spec), only)
     sizes = run_sizes(planned)
+    problems = run_problems(planned, study_dir if study_dir is not None else ".")
     statuses = {}
     if study_dir is not None and db_path(study_dir).is_file():
         with StudyRegistry(study_dir) as registry:
@@ -169,6 +208,7 @@ def dry_run_rows(spec: StudySpec, study_dir: str | Path | None, only: str | None
             "total_steps": run.total_steps,
             "global_batch": run.global_batch,
             "note": sizes[run.run_id]["size_note"],
+            "problems": problems[run.run_id],
         }
         for run in planned
     ]

@@ -164,4 +164,6 @@ def format_status(study_dir: str | Path, rows: list[dict]) -> str:
             f"values: each run's last evaluation, with its 95% interval over prompts within the run's training "
             f"seed ({n_text}){set_statistic}"
         )
+    if metrics:  # what each column measures, e.g. which CLIP score definition and scale
+        lines.append("metrics: " + "; ".join(f"{m} = {metric_info(m).title}" for m in metrics))
     return "\n".join(lines)

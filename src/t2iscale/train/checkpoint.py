@@ -6,6 +6,12 @@ schedule, EMA, RNG states per process), then the main process adds `trainer_stat
 FLOPs, data position of every process) and renames the folder to `step_000100/`. A folder without the `.tmp` suffix
 is therefore always complete; leftovers of a killed write are deleted on the next start.
 
+Under `recipe.parallel = "fsdp"` the checkpoint stays sharded: accelerate writes the model and AdamW state with
+torch.distributed.checkpoint (`pytorch_model_fsdp_0/`, `optimizer_0/`: one file per process, plus metadata that
+lets another number of processes read them), and every process adds its shard of the EMA (`ema_sharded/`, same
+format). Every process writes into the same folder, so a multi-node run needs the run folder on a shared file
+system. Nothing is gathered into one process's memory until the final save (`t2iscale.train.distributed`).
+
 A checkpoint is *good* once the loss computed from its weights (the next step's) has passed the training loop's
 divergence test: the loop then adds `good.json`. Rotation never deletes the newest good checkpoint, and after a
 divergence the checkpoint whose weights failed is renamed `step_000100.diverged/`, so that it is never resumed from.
@@ -121,3 +127,36 @@ def load_checkpoint(accelerator, folder: Path) -> dict:
     """Restore everything registered with the accelerator; returns the trainer state."""
     accelerator.load_state(str(folder))
     return json.loads((folder / STATE_FILE).read_text())
+
+
+# --- the EMA of a sharded model (recipe.parallel = "fsdp") ---------------------------------------------------------
+
+EMA_SHARDED = "ema_sharded"  # torch.distributed.checkpoint folder: the shadow weights, one shard per process
+EMA_COUNTERS = (
+    "counters.json"  # the EMA's scalars (decay, optimization step, ...), written by the main process
+)
+
+
+def save_sharded_ema(ema, shards: list, folder: str | Path) -> None:
+    """Collective: every process writes its shard of the EMA's shadow weights into `folder`.
+
+    `shards`: the shadow weights as DTensors (`t2iscale.train.distributed`), so that the files say which part of
+    which tensor each process holds."""
+    import torch.distributed as dist
+    import torch.distributed.checkpoint as dcp
+
+    target = Path(folder) / EMA_SHARDED
+    dcp.save({"shadow": {str(i): shard for i, shard in enumerate(shards)}}, checkpoint_id=target)
+    if dist.get_rank() == 0:
+        counters = {key: value for key, value in ema.state_dict().items() if key != "shadow_params"}
+        (target / EMA_COUNTERS).write_text(json.dumps(counters))
+
+
+def load_sharded_ema(ema, shards: list, folder: str | Path) -> None:
+    """Collective: read the shadow weights into the EMA's own shards (`shards` share their storage), in place,
+    then its scalars."""
+    import torch.distributed.checkpoint as dcp
+
+    source = Path(folder) / EMA_SHARDED
+    dcp.load({"shadow": {str(i): shard for i, shard in enumerate(shards)}}, checkpoint_id=source)
+    ema.load_state_dict(json.loads((source / EMA_COUNTERS).read_text()))  # no shadow_params: kept as loaded

@@ -6,6 +6,14 @@ dropout for classifier-free guidance; evaluation with DDIM 50 steps, CFG 7.5, fi
 
 Every field is overridable; unknown keys are errors that name the key. The resolved config is written to the run
 directory (`config.json`) and printed before work starts, and a study applies one recipe to all of its runs.
+
+What a run will need is checked here too, before anything trains (a study checks every grid point when its spec is
+loaded, `--dry-run` included): each evaluation metric has what it needs (FID: eval.inception and, on real data,
+eval.fid_reference; TIFA on real data: eval.vqa_model; CLIP: eval.clip_model), and prepared data is checked against
+its `prepared.json`: data.size against the samples prepared, data.caption_policy against the captions the data
+has, the expected resolution and text width / length (data.expect_*) against the prepared setting. Checks that
+read more than prepared.json (files exist, the FID network's feature width against the image counts) are the
+evaluation's (`t2iscale.eval.preflight`), run by `t2iscale train` and `t2iscale study run [--dry-run]`.
 """
 
 from __future__ import annotations
@@ -30,7 +38,19 @@ COMPILE_MODES = ("auto", "off", "full", "regional", "regional-transformer")
 # thing, and a test checks that the two agree: `t2iscale.diffusion.objectives.OBJECTIVES` (imports torch) and
 # `t2iscale.eval.score.METRICS` (downstream of `train` in the data flow).
 OBJECTIVE_NAMES = ("ddpm-eps", "ddpm-v", "flow")
-EVAL_METRICS = ("tifa", "clip", "fid", "oracle_fid")
+EVAL_METRICS = (
+    "tifa",
+    "clip",
+    "fid",
+    "oracle_fid",
+    "soft_tifa",
+    "soft_tifa_gm",
+    "vqascore",
+    "image_reward",
+    "hpsv2",
+)
+# Metrics that ask a VQA model questions (the shapes world's oracle, or eval.vqa_model on real data).
+VQA_METRICS = ("tifa", "soft_tifa", "soft_tifa_gm", "vqascore")
 SHAPES_PROMPTS_PREFIX = "shapes-"  # eval.prompts: the built-in sets (shapes-v1), else a TIFA question file
 
 
@@ -45,6 +65,45 @@ SPEED_ONLY_KEYS = frozenset(
         "recipe.gradient_checkpointing",
     }
 )
+
+
+# Keys added after a study's run ids were first published (the format of t2iscale's first studies). They enter a
+# run's identity only when set away from their defaults, so adding a key renames no run of an existing study and
+# locks no run folder. A key added later belongs here too: tests/study/test_run_identity.py pins the id of a fixed
+# config, so a key left out fails it.
+KEYS_SINCE_FIRST_IDS = (
+    "data.expect_resolution",
+    "data.expect_text_dim",
+    "data.expect_text_length",
+    "recipe.parallel",
+    "eval.fid_reference",
+    "eval.image_reward_checkpoint",
+    "eval.image_reward_tokenizer",
+    "eval.hpsv2_checkpoint",
+    "eval.hpsv2_tokenizer",
+    "eval.hpsv2_arch",
+)
+
+
+def without_late_defaults(resolved: dict) -> dict:
+    """A resolved config (`model_dump(mode="json")`) without the KEYS_SINCE_FIRST_IDS that hold their defaults;
+    an older config.json, which lacks them, reads the same."""
+    kept = {key: dict(value) if isinstance(value, dict) else value for key, value in resolved.items()}
+    for key in KEYS_SINCE_FIRST_IDS:
+        section, name = key.split(".")
+        table = kept.get(section)
+        if isinstance(table, dict) and name in table:
+            section_model = TrainConfig.model_fields[section].annotation
+            default = section_model.model_fields[name].get_default(call_default_factory=True)
+            if table[name] == default:
+                del table[name]
+    return kept
+
+
+def run_identity(resolved: dict) -> dict:
+    """What defines a run (a study hashes it into the run id): the resolved config without SPEED_ONLY_KEYS and
+    without the KEYS_SINCE_FIRST_IDS left at their defaults."""
+    return without_speed_only_keys(without_late_defaults(resolved))
 
 
 def without_speed_only_keys(resolved: dict) -> dict:
@@ -65,6 +124,11 @@ class _Config(Strict):
 
 def _key_error(key: tuple[str, ...], message: str, value) -> ValidationError:
     """A validation error that names `key` (a model validator's own errors name only the object)."""
+    return _key_errors([(key, message, value)])
+
+
+def _key_errors(problems: list[tuple[tuple[str, ...], str, Any]]) -> ValidationError:
+    """One validation error carrying several (key, message, value) problems, each naming its key."""
     return ValidationError.from_exception_data(
         "TrainConfig",
         [
@@ -73,6 +137,7 @@ def _key_error(key: tuple[str, ...], message: str, value) -> ValidationError:
                 loc=key,
                 input=value,
             )
+            for key, message, value in problems
         ],
     )
 
@@ -111,6 +176,19 @@ class DataConfig(_Config):
     resolution: int = Field(32, ge=16, description="shapes-world image size in pixels")
     # prepared real data
     path: str | None = Field(None, description="folder written by `t2iscale data prepare`")
+    # What a recipe was designed for (a preset at the paper's setting: 256 px, 77 x 1024 text); checked against the
+    # prepared folder's prepared.json so a mismatch fails before training. None: not checked.
+    expect_resolution: int | None = Field(
+        None,
+        ge=1,
+        description="prepared data: the image size the recipe expects (checked against prepared.json)",
+    )
+    expect_text_dim: int | None = Field(
+        None, ge=1, description="prepared data: the text embedding width the recipe expects (e.g. 1024)"
+    )
+    expect_text_length: int | None = Field(
+        None, ge=1, description="prepared data: the tokens per caption the recipe expects (e.g. 77)"
+    )
     max_bad_fraction: float = Field(
         0.01, ge=0.0, le=1.0, description="stop when more samples than this are bad"
     )
@@ -217,6 +295,12 @@ class RecipeConfig(_Config):
     )
     channels_last: bool = Field(False, description="channels-last memory format for conv backbones")
     gradient_checkpointing: bool = Field(False, description="trade compute for activation memory")
+    # Not a speed-only key: the two keep checkpoints in different formats, so a run resumes in the mode it began.
+    parallel: Literal["ddp", "fsdp"] = Field(
+        "ddp",
+        description="several processes: ddp (every process holds the whole training state) or fsdp (weights, "
+        "gradients, AdamW state and EMA sharded over processes; docs/fsdp.md). One process: plain PyTorch",
+    )
 
     @field_validator("compile", mode="before")
     @classmethod
@@ -269,6 +353,21 @@ class EvalConfig(_Config):
     vqa_model: str | None = Field(None, description="local VQA model folder (real data TIFA)")
     clip_model: str | None = Field(None, description="local CLIP folder for CLIP score")
     inception: str | None = Field(None, description="local Inception file for FID")
+    fid_reference: str | None = Field(
+        None,
+        description="folder of reference images for FID (real data; the shapes world defaults to ground-truth "
+        "renders of the prompts)",
+    )
+    # ImageReward and HPSv2 (docs/metrics.md): released checkpoints and local tokenizers; nothing is downloaded.
+    image_reward_checkpoint: str | None = Field(None, description="ImageReward's released ImageReward.pt")
+    image_reward_tokenizer: str | None = Field(
+        None, description="local bert-base-uncased tokenizer folder for ImageReward"
+    )
+    hpsv2_checkpoint: str | None = Field(None, description="HPSv2's released HPS_v2_compressed.pt (or v2.1)")
+    hpsv2_tokenizer: str | None = Field(None, description="local CLIP tokenizer folder for HPSv2")
+    hpsv2_arch: str = Field(
+        "ViT-H-14", description="OpenCLIP architecture of the HPSv2 checkpoint, or its JSON"
+    )
 
     @field_validator("prompts")
     @classmethod
@@ -328,6 +427,109 @@ class TrainConfig(_Config):
                 "needs a TIFA-format question file",
                 self.eval.prompts,
             )
+        return self
+
+    @model_validator(mode="after")
+    def _evaluation_has_what_it_needs(self):
+        # What each metric needs from the config, so a study never trains a run whose first evaluation must fail
+        # (issue 15: `fid` trained four runs, then failed for want of reference images). Whether the files exist
+        # is the evaluation preflight's check (`t2iscale.eval.preflight`): a preset's placeholder paths validate.
+        evaluation = self.eval
+        if evaluation.every_steps is None:
+            return self
+        real = self.data.kind != "shapes"
+        problems = []
+        metrics = set(evaluation.metrics)
+        if "fid" in metrics and evaluation.inception is None:
+            problems.append(
+                (
+                    ("eval", "inception"),
+                    "metric 'fid' needs a feature network file (e.g. inception-2015-12-05.pt)",
+                    None,
+                )
+            )
+        if "fid" in metrics and real and evaluation.fid_reference is None:
+            problems.append(
+                (
+                    ("eval", "fid_reference"),
+                    "metric 'fid' on prepared data needs a folder of reference images",
+                    None,
+                )
+            )
+        asking = sorted(metrics & set(VQA_METRICS))
+        if asking and real and evaluation.vqa_model is None:
+            problems.append(
+                (
+                    ("eval", "vqa_model"),
+                    f"metric {asking[0]!r} on prepared data needs a local VQA model folder",
+                    None,
+                )
+            )
+        if "clip" in metrics and evaluation.clip_model is None:
+            problems.append((("eval", "clip_model"), "metric 'clip' needs a local CLIP model folder", None))
+        for metric, keys in (
+            ("image_reward", ("image_reward_checkpoint", "image_reward_tokenizer")),
+            ("hpsv2", ("hpsv2_checkpoint", "hpsv2_tokenizer")),
+        ):
+            for key in keys:
+                if metric in metrics and getattr(evaluation, key) is None:
+                    what = "checkpoint file" if key.endswith("checkpoint") else "tokenizer folder"
+                    problems.append((("eval", key), f"metric {metric!r} needs a local {what}", None))
+        if "oracle_fid" in metrics and real:
+            problems.append(
+                (
+                    ("eval", "metrics"),
+                    "metric 'oracle_fid' needs the shapes world (data.kind 'shapes'); use 'fid'",
+                    None,
+                )
+            )
+        if problems:
+            raise _key_errors(problems)
+        return self
+
+    @model_validator(mode="after")
+    def _data_matches_the_prepared_folder(self):
+        # Prepared data not prepared yet is not an error here (a study can be planned first); the preflight says so.
+        if self.data.kind != "prepared" or not self.data.path:
+            return self
+        meta = _prepared_meta_or_none(self.data.path)
+        if meta is None:
+            return self
+        from t2iscale.data.prepared_meta import META_FILE, caption_policy_problem
+
+        where = f"{Path(self.data.path) / META_FILE}"
+        data, problems = self.data, []
+        if data.size is not None and data.size > meta.count:
+            problems.append(
+                (
+                    ("data", "size"),
+                    f"{data.size} is larger than the {meta.count} samples prepared in {where}",
+                    data.size,
+                )
+            )
+        expected = (
+            ("expect_resolution", meta.resolution, "px images"),
+            ("expect_text_dim", meta.text_dim, "-d text embeddings"),
+            ("expect_text_length", meta.text_length, "tokens per caption"),
+        )
+        for key, prepared, unit in expected:
+            wanted = getattr(data, key)
+            if wanted is not None and wanted != prepared:
+                sep = "" if unit.startswith("-") else " "
+                problems.append(
+                    (
+                        ("data", key),
+                        f"the recipe expects {wanted}{sep}{unit}, but {where} holds {prepared}{sep}{unit} "
+                        f"(prepared at {meta.resolution} px, text {meta.text_length} x {meta.text_dim}); "
+                        "point data.path at data prepared for this recipe, or change the recipe",
+                        wanted,
+                    )
+                )
+        policy_problem = caption_policy_problem(meta, data.caption_policy, data.max_bad_fraction)
+        if policy_problem is not None:
+            problems.append((("data", "caption_policy"), f"{policy_problem} ({where})", data.caption_policy))
+        if problems:
+            raise _key_errors(problems)
         return self
 
     def to_json(self) -> str:
@@ -395,6 +597,31 @@ def load_config(path: str | Path | None, overrides: list[str] = ()) -> TrainConf
     raw = load_raw_config(path) if path else {}
     raw = apply_overrides(raw, list(overrides))
     return validate_config(raw, source=str(path) if path else "(from --set)")
+
+
+def _prepared_meta_or_none(path: str):
+    """The prepared folder's metadata, or None when it has none yet or it is unreadable (reported where read)."""
+    from t2iscale.data.prepared_meta import META_FILE, read_prepared_meta
+
+    meta_file = Path(path) / META_FILE
+    if not meta_file.is_file():
+        return None
+    try:
+        return _cached_meta(str(meta_file.resolve()), meta_file.stat().st_mtime_ns, read_prepared_meta)
+    except UserError:
+        return None
+
+
+_META_CACHE: dict[tuple[str, int], Any] = {}
+
+
+def _cached_meta(path: str, mtime_ns: int, read):
+    # A study validates every grid point against one prepared.json (perhaps megabytes): read it once.
+    key = (path, mtime_ns)
+    if key not in _META_CACHE:
+        _META_CACHE.clear()
+        _META_CACHE[key] = read(Path(path).parent)
+    return _META_CACHE[key]
 
 
 def _validation_setting(config: TrainConfig) -> Setting:

@@ -33,10 +33,10 @@ import torch
 
 from t2iscale.errors import UserError
 from t2iscale.progress import progress_bar
-from t2iscale.train import checkpoint
+from t2iscale.train import checkpoint, distributed
 from t2iscale.train.compile import compile_backbone
 from t2iscale.train.components import RunComponents, build_components
-from t2iscale.train.config import SPEED_ONLY_KEYS, RecipeConfig, TrainConfig
+from t2iscale.train.config import SPEED_ONLY_KEYS, RecipeConfig, TrainConfig, without_late_defaults
 from t2iscale.train.device import peak_memory_gib, peak_tflops, reset_peak_memory, resolve_mixed_precision
 from t2iscale.train.distributed import batch_geometry, make_accelerator
 from t2iscale.train.jsonl import JsonlWriter, truncate_after_step
@@ -115,7 +115,9 @@ def prepare_optimization(
     lr_schedule = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda k: lr_factor(k + 1, recipe, total_steps)
     )
-    wrapped, optimizer = accelerator.prepare(model, optimizer)
+    wrapped, optimizer = distributed.prepare(accelerator, model, optimizer)
+    # FSDP replaced the parameters by their shards (DTensors): the EMA follows the shards.
+    parameters = distributed.trained_tensors(model)
     accelerator.register_for_checkpointing(lr_schedule)
     ema = None
     if recipe.uses_ema:
@@ -124,7 +126,7 @@ def prepare_optimization(
         # foreach: one fused update over all tensors instead of a Python loop per tensor.
         ema = EMAModel(parameters, decay=recipe.ema_decay, foreach=True)
         ema.to(device)
-        accelerator.register_for_checkpointing(ema)
+        distributed.register_ema(accelerator, ema, model)  # under FSDP: saved shard by shard
     compile_backbone(model.backbone, recipe.compile)
     return Optimization(wrapped, optimizer, lr_schedule, ema, parameters, recipe, micro_batch, accumulation)
 
@@ -285,7 +287,9 @@ def _check_same_run(run: RunDir, config: TrainConfig) -> None:
     latest = checkpoint.latest_checkpoint(run.checkpoints)
     if latest is None and not run.final.is_dir():
         return
-    old, new = _flat(json.loads(run.config_file.read_text())), _flat(config.model_dump(mode="json"))
+    # keys added since the folder's config.json was written read as their defaults (KEYS_SINCE_FIRST_IDS)
+    old = _flat(without_late_defaults(json.loads(run.config_file.read_text())))
+    new = _flat(without_late_defaults(config.model_dump(mode="json")))
     differing = [
         key
         for key in sorted(set(old) | set(new), key=lambda key: (key.count("."), key))
@@ -438,8 +442,12 @@ def train(config: TrainConfig, hooks: Sequence[Hook] = (), progress: bool = True
         metrics_log = JsonlWriter(run.metrics_file)
 
         def run_hooks(final: bool) -> None:
-            for hook in hooks:
-                if hook.due(step, final):
+            due = [hook for hook in hooks if hook.due(step, final)]
+            if not due:
+                return
+            # Under FSDP the main process's hooks see whole weights, gathered for them (every process takes part).
+            with distributed.weights_for_hooks(accelerator, components, optimization.ema) as (seen, ema):
+                for hook in due:
                     context = HookContext(
                         step=step,
                         images_seen=images_seen,
@@ -447,9 +455,9 @@ def train(config: TrainConfig, hooks: Sequence[Hook] = (), progress: bool = True
                         config=config,
                         run=run,
                         accelerator=accelerator,
-                        components=components,
+                        components=seen,
                         final=final,
-                        ema=optimization.ema,
+                        ema=ema,
                     )
                     hook.callback(context)
                     optimization.model.train()
@@ -562,6 +570,7 @@ def train(config: TrainConfig, hooks: Sequence[Hook] = (), progress: bool = True
                     }
                     if is_main:
                         metrics_log.write(record)
+                        run.record_step(step)  # status.json's step follows the log
                     bar.set_postfix(loss=f"{mean_loss:.4f}", img_s=f"{images_per_second:.0f}")
                     window_losses.clear()
                     window_start, window_data_wait = time.perf_counter(), 0.0
@@ -581,8 +590,9 @@ def train(config: TrainConfig, hooks: Sequence[Hook] = (), progress: bool = True
         bar.close()
 
         # --- Stage 6: final weights in diffusers format (`save_pretrained`: they load into a diffusers pipeline)
+        # Collective: under FSDP the shards are gathered to the main process first.
+        distributed.save_final_weights(accelerator, components, run.final, optimization.ema)
         if is_main:
-            components.save_final(run.final, optimization.ema)
             # Finished: no loss will judge the last checkpoint, and the good one kept for it is no longer needed.
             checkpoint.prune(run.checkpoints, budget.keep_checkpoints, keep_good=False)
             run.write_status("finished", step, f"peak TFLOP/s for MFU: {peak:.1f} ({peak_source})")

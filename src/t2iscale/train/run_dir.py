@@ -3,7 +3,7 @@
 <run_dir>/
   config.json          the resolved config (written before work starts)
   status.json          {"status": running|finished|diverged|failed|interrupted, "message", "step", "updated_at"}:
-                       true after every kind of exit (an error, disk full, Ctrl-C); only a kill -9 leaves
+                       the step follows every logged step while running; true after every kind of exit (an error, disk full, Ctrl-C); only a kill -9 leaves
                        `running` behind, which a study detects by its claim's heartbeat
   metrics.jsonl        one line per logged step
   checkpoints/step_000100/   accelerate state + trainer_state.json (atomic: written as .tmp, then renamed);
@@ -108,6 +108,13 @@ class RunDir:
             write_text_atomic(self.status_file, text)
         except OSError:
             _rewrite_in_place(self.status_file, text)
+
+    def record_step(self, step: int) -> None:
+        """A running run's progress: status.json's step (and updated_at) follow each logged step, its message
+        stays. (Written only at start and end, it said step 0 for a whole fresh run.)"""
+        current = self.read_status()
+        if current.get("status") == "running":
+            self.write_status("running", step, current.get("message", ""))
 
     def read_status(self) -> dict:
         if not self.status_file.is_file():

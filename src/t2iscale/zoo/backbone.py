@@ -8,12 +8,17 @@ Every family is called the same way by the training loop and the samplers:
     text_ctx:  (B, L, D)     text-encoder context
     text_mask: (B, L) bool   True = real token, False = padding (None = all real)
 
-How the mask reaches each model: UNet2DConditionModel and PixArtTransformer2DModel take an
-`encoder_attention_mask` with 1 = keep, 0 = discard and turn it into an additive -10000 bias on the
-cross-attention scores, so the bool mask is passed as is. SD3Transformer2DModel has no text mask: padded tokens
-take part in its joint attention (as in SD3 itself); its pooled-text input is the masked mean of the context.
-The IF layout masks the text keys of its attention, but its attention pooling of the text and its group norm of
-the text run over every token (as in IF itself), so padding reaches its prediction there (`honors_text_mask`).
+Each family uses the text mask as its stock diffusers pipeline calls it, so that trained weights sample the same
+in a stock pipeline (`t2iscale export`, docs/export.md) as in t2iscale:
+- UNet2DConditionModel (SD, SD2, SDXL, IF layouts): no mask. StableDiffusion(XL)Pipeline and IFPipeline pass
+  none, and SD-family UNets were trained attending to every context token (CLIP's padded positions carry the
+  causal encoder's outputs; the shapes world's learned encoder zeroes them). Passing the mask here once made a
+  run's images differ from a stock pipeline's by up to 75/255 for the same seed.
+- PixArtTransformer2DModel: the mask, as PixArtAlphaPipeline passes it (`encoder_attention_mask`, 1 = keep,
+  0 = discard, an additive -10000 bias on the cross-attention scores), so the bool mask is passed as is.
+- SD3Transformer2DModel has no text mask: padded tokens take part in its joint attention (as in SD3 itself);
+  its pooled-text input is the masked mean of the context.
+`honors_text_mask` says whether padded tokens are kept out of the prediction.
 
 The adapters hold no data-dependent Python branches, so they work under `torch.compile` and autocast.
 """
@@ -108,12 +113,9 @@ class UNetBackbone(Backbone):
         # not carry; only `sdxl-release` (a parameter-parity config) has it. IF's "text" add-embedding pools the
         # text context itself, so the common signature drives it.
         self.needs_added_conditions = model.config.addition_embed_type == "text_time"
-        # IF's blocks honor the mask in their attention, but two of its parts see every token, as in IF itself:
-        # the attention pooling of the text into the time embedding and the group norm of the text before the
-        # added K/V projections (its statistics run over all tokens). Padding can therefore move the prediction.
-        text_pooling = model.config.addition_embed_type == "text"
-        text_norm = model.config.cross_attention_norm is not None
-        self.honors_text_mask = not (text_pooling or text_norm)
+        # No UNet honors the mask: it is not passed (module docstring). IF's blocks would honor it in their
+        # attention, but not in the attention pooling of the text nor in the group norm of the text.
+        self.honors_text_mask = False
         if model.config.mid_block_type == "UNetMidBlock2DSimpleCrossAttn":
             # IF's blocks: the same attention with the text mask extended in every case (see the processor).
             model.set_attn_processor(AddedKVAttnProcessor())
@@ -124,10 +126,8 @@ class UNetBackbone(Backbone):
                 f"{self.name} keeps the released add-embedding (pooled text + micro-conditioning) for parameter "
                 "parity; the common backbone signature cannot drive it. Train the paper's `sdxl` instead."
             )
-        # x (B, C, H, W), text_ctx (B, L, D) -> (B, C, H, W)
-        return self.model(
-            x, t, encoder_hidden_states=text_ctx, encoder_attention_mask=text_mask, return_dict=False
-        )[0]
+        # x (B, C, H, W), text_ctx (B, L, D) -> (B, C, H, W); text_mask unused, as the stock pipelines call UNets
+        return self.model(x, t, encoder_hidden_states=text_ctx, return_dict=False)[0]
 
 
 class PixArtBackbone(Backbone):
