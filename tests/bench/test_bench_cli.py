@@ -306,6 +306,8 @@ def test_help_documents_the_command(capsys):
         (["pixart-h64-d2", "--resolutions", "24"], "even input grid"),
         (["sdxl", "--measure", "forward,backward"], "--measure takes"),
         (["sdxl", "--sampling", "--measure", "train"], "either --sampling or --measure"),
+        (["sdxl-c8-td1_1", "--baseline", "eager", "--compile", "off", *TINY], "compiles nothing"),
+        (["sdxl-c8-td1_1", "--baseline", "eager", *TINY], "compiles nothing on the CPU"),
         (["sdxl", "--steps", "0"], "--steps must be at least 1"),
         (["sdxl", "--text-len", "0"], "--text-len"),
         (["sdxl", "--device", "cuda:7"] if not torch.cuda.is_available() else ["sdxl", "--device", "tpu"], "--device"),

@@ -113,7 +113,14 @@ def test_export_refuses_before_writing(latent_run, tmp_path, capsys):
     assert main(["export", str(latent_run), "--out", str(taken)]) == 1
     assert "not empty" in capsys.readouterr().err and sorted(p.name for p in taken.iterdir()) == ["keep.txt"]
     assert main(["export", str(latent_run), "--out", str(tmp_path / "new"), "--step", "3"]) == 1
-    assert "no checkpoint 'step_3'" in capsys.readouterr().err and not (tmp_path / "new").exists()
+    err = capsys.readouterr().err
+    assert (
+        "--step 3: no checkpoint of that step" in err
+        and "omit --step" in err
+        and not (tmp_path / "new").exists()
+    )
+    assert main(["export", str(latent_run), "--out", str(tmp_path / "new"), "--step", "2", "--ema"]) == 1
+    assert "drop --step" in capsys.readouterr().err and not (tmp_path / "new").exists()
 
 
 @pytest.mark.parametrize(

@@ -59,8 +59,8 @@ def test_the_findings_preset_shares_its_reference_runs():
     "grids, overrides, message",
     [
         ([], [], "grids: List should have at least 1 item"),
-        ([{"seeds": [0]}, {"seeds": [1]}], ["grid.seeds=[2]"], "several grids ([[grids]] tables)"),
-        ([{"seeds": [0]}, {"seeds": [1]}], ["grids.0.seeds=[2]"], "several grids ([[grids]] tables)"),
+        ([{"seeds": [0]}, {"seeds": [1]}], ["grid.seeds=[2]"], "grids are [[grids]] tables"),
+        ([{"seeds": [0]}, {"seeds": [1]}], ["grids.0.seeds=[2]"], "grids are [[grids]] tables"),
         ([{"backbones": ["sdxl-c4-td1_1"]}], ["base.model.backbone=sdxl-c6-td1_1"], "grid.backbones sets"),
         ([{"seeds": [0]}, {"backbons": ["sdxl-c4-td1_1"]}], [], "grids.1.backbons: unknown key"),
     ],

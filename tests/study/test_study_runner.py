@@ -186,6 +186,11 @@ def test_adding_grid_points_adds_runs_and_changing_the_recipe_is_refused(tmp_pat
     changed["base"]["recipe"]["lr"] = 5e-4
     with pytest.raises(UserError, match=r"different spec \(base\.recipe\.lr \(0\.001 -> 0\.0005\)\)"):
         run_study(changed, study, progress=False)
+    from t2iscale.study.plan import load_spec
+    from t2iscale.study.runner import dry_run_rows
+
+    with pytest.raises(UserError, match=r"different spec \(base\.recipe\.lr"):  # --dry-run says so too
+        dry_run_rows(load_spec(changed), study)
     fewer = json.loads(json.dumps(two))
     fewer["grid"]["backbones"] = ["sdxl-c16-td1_1"]
     with pytest.raises(UserError, match=r"grid\.backbones drops 'sdxl-c8-td1_1'"):

@@ -43,10 +43,10 @@ and the benchmark goes on.
 examples:
   t2iscale bench sdxl sdxl-td4_4 --batch-sizes 1,8,64 --out bench.json
   t2iscale bench sdxl sdxl-td4_4 --measure train --baseline stock --batch-sizes 64
-  OMP_NUM_THREADS=1 t2iscale bench sdxl-c4-td1_1 sdxl-c12-td1_1 --measure train,loop --pixel --resolutions 16 \
-      --text-dim 64 --text-len 24 --batch-sizes 32 --precision fp32      # the demo's CPU setting, one core
-  t2iscale bench sdxl-c8-td1_1 --measure train --compile full --baseline eager --pixel --resolutions 16 \
-      --text-dim 64 --text-len 24 --batch-sizes 32 --precision fp32
+  # the demo's CPU setting on one core: the bare step and the whole loop
+  OMP_NUM_THREADS=1 t2iscale bench sdxl-c4-td1_1 sdxl-c12-td1_1 --measure train,loop --pixel --resolutions 16 --text-dim 64 --text-len 24 --batch-sizes 32 --precision fp32
+  # what compiling buys
+  t2iscale bench sdxl-c8-td1_1 --measure train --compile full --baseline eager --pixel --resolutions 16 --text-dim 64 --text-len 24 --batch-sizes 32 --precision fp32
   t2iscale bench --sampling sdxl-td4_4 --batch-sizes 1,64 --steps 5
   t2iscale bench sdxl-c16-td1_2 --pixel --resolutions 32 --text-dim 64 --text-len 16 --device cpu"""
 

@@ -233,6 +233,13 @@ def run_benchmark(options: BenchOptions, progress: bool = True) -> BenchReport:
         for batch in options.batch_sizes:  # a bad --set fails before any work
             batch_geometry(options.recipe(batch), world_size=1)
     device = resolve_device(options.device)
+    if options.baseline == "eager" and (
+        options.compile == "off" or (options.compile == "auto" and device.type == "cpu")
+    ):
+        raise UserError(
+            f"--baseline eager compares a compiled path with itself uncompiled, but --compile {options.compile} "
+            f"compiles nothing{' on the CPU' if options.compile == 'auto' else ''}: give --compile full or regional"
+        )
     if device.type == "cuda":
         torch.cuda.set_device(device)  # CUDA events and accelerate use the current device
     memory = PeakMemory(device)

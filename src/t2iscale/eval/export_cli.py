@@ -30,6 +30,21 @@ def handle(args) -> int:
 
     if args.step is not None and args.step < 0:
         raise UserError(f"--step must be a checkpoint's step (0 or more), got {args.step}")
+    if args.ema and args.step is not None:
+        raise UserError(
+            "--ema exports the final EMA weights (checkpoints keep theirs for resuming only); drop --step"
+        )
+    if args.step is not None:
+        from t2iscale.train.checkpoint import step_dir_name
+        from t2iscale.train.run_dir import RunDir
+
+        checkpoints = RunDir(args.run).checkpoints
+        if not (checkpoints / step_dir_name(args.step)).is_dir():
+            have = sorted(path.name for path in checkpoints.glob("step_*")) if checkpoints.is_dir() else []
+            raise UserError(
+                f"--step {args.step}: no checkpoint of that step in {checkpoints} (have: {', '.join(have) or 'none'});"
+                " omit --step for the final weights"
+            )
     weights = "final" if args.step is None else f"step_{args.step}"
     out = export_pipeline(args.run, args.out, weights=weights, ema=args.ema)
     call = out / EXPORT_FILE

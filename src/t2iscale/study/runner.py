@@ -193,6 +193,12 @@ def dry_run_rows(spec: StudySpec, study_dir: str | Path | None, only: str | None
     if study_dir is not None and db_path(study_dir).is_file():
         with StudyRegistry(study_dir) as registry:
             statuses = {row["run_id"]: row["status"] for row in registry.runs()}
+            # the refusal `study run` would give: a spec that drops runs this study already holds
+            missing = sorted(set(statuses) - {run.run_id for run in expand_grid(spec)})
+            if missing:
+                raise UserError(
+                    spec_change_message(Path(study_dir), registry.stored_spec(), spec.to_json_dict(), missing)
+                )
     return [
         {
             "run_id": run.run_id,

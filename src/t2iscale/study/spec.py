@@ -268,8 +268,8 @@ def _refuse_grid_overrides_of_several_grids(raw: dict, overrides: list[str]) -> 
     for text in overrides:
         if parse_override(text)[0][0] in ("grid", "grids") and isinstance(raw.get("grids"), list):
             raise UserError(
-                f"--set {text!r}: this study has several grids ([[grids]] tables); edit its spec file (a copy of "
-                "a preset: `t2iscale study presets --show NAME > study.toml`)"
+                f"--set {text!r}: this study's grids are [[grids]] tables, which --set does not reach into; edit "
+                "its spec file (a copy of a preset: `t2iscale study presets --show NAME > study.toml`)"
             )
 
 

@@ -346,7 +346,9 @@ class EvalConfig(_Config):
     sampler_steps: int = Field(50, ge=1, description="DDIM steps (paper: 50)")
     guidance: float = Field(7.5, ge=0, description="classifier-free guidance scale (paper: 7.5)")
     metrics: list[Literal[EVAL_METRICS]] = Field(
-        default_factory=lambda: ["tifa"], min_length=1, description="tifa, clip, fid, oracle_fid"
+        default_factory=lambda: ["tifa"],
+        min_length=1,
+        description=", ".join(EVAL_METRICS) + " (docs/metrics.md)",
     )
     batch_size: int = Field(64, ge=1)
     use_ema: bool = Field(False, description="paper: non-EMA weights")
