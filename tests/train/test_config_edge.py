@@ -85,3 +85,14 @@ def test_a_typo_fails_before_the_run_folder_is_touched_and_the_corrected_command
         assert not run.exists()  # nothing written: not even config.json
     assert main(arguments) == 0
     assert (run / "final").is_dir()
+
+
+def test_dry_run_checks_what_the_evaluation_will_need(tmp_path, capsys):
+    """`train --dry-run` makes the evaluation hooks, which check their files before anything trains."""
+    run = tmp_path / "run"
+    config = tiny_config(run, budget={"total_steps": 4}, eval={"every_steps": 2, "metrics": ["fid"]})
+    missing = tmp_path / "nope.pt"
+    arguments = ["train", "--dry-run", *overrides(config), f"--set=eval.inception={missing}"]
+    assert main(arguments) == 1
+    assert f"eval.inception: '{missing}' is not a file" in capsys.readouterr().err
+    assert not run.exists()

@@ -39,6 +39,8 @@ def handle(args) -> int:
 
     config = load_config(args.config, args.set)
     if args.dry_run:
+        if args.make_hooks:  # making the evaluation hooks checks what they will need (files, prompt set, FID sizes)
+            args.make_hooks(config, False)
         print(config.to_json())
         return 0
     from t2iscale.train.loop import train
