@@ -39,7 +39,9 @@ def handle(args) -> int:
 
     config = load_config(args.config, args.set)
     if args.dry_run:
-        if args.make_hooks:  # making the evaluation hooks checks what they will need (files, prompt set, FID sizes)
+        if (
+            args.make_hooks
+        ):  # making the evaluation hooks checks what they will need (files, prompt set, FID sizes)
             args.make_hooks(config, False)
         print(config.to_json())
         return 0
