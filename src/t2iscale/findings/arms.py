@@ -194,6 +194,7 @@ def factor_strata(study: StudyConfigurations, factor: str) -> list[Stratum]:
     evaluated = {configuration.key: configuration for configuration in study.configurations}
     strata: dict[tuple, Stratum] = {}
     members: dict[tuple, dict[str, list[Configuration]]] = {}
+    sizes: dict[tuple, int] = {}  # (stratum, level) -> configurations, evaluated or not
     for key in study.records:
         record = study.record(key)
         stratum_key = tuple(getattr(record, axis) for axis in fixed_axes)
@@ -205,20 +206,22 @@ def factor_strata(study: StudyConfigurations, factor: str) -> list[Stratum]:
         for level in levels:
             # an unevaluated configuration stays out of its arm (listed in the study's left_out)
             configs = members.setdefault(stratum_key, {}).setdefault(level, [])
+            sizes[stratum_key, level] = sizes.get((stratum_key, level), 0) + 1
             if key in evaluated:
                 configs.append(evaluated[key])
     for stratum_key, stratum in strata.items():
-        for level, configs in members.get(stratum_key, {}).items():
+        levels_here = members.get(stratum_key, {})
+        if factor == "scaling" and any(sizes[stratum_key, level] < 2 for level in levels_here):
+            # a ladder of one (where a stratum holds only the shared reference) is no ladder: nothing to compare
+            continue
+        for level, configs in levels_here.items():
             if not configs:
                 where = ", ".join(f"{axis} = {value}" for axis, value in stratum.fixed.items())
                 raise UserError(
                     f"arm {level!r} of factor {factor!r}{' where ' + where if where else ''} has no run with an "
                     f"evaluation of {study.metric!r} (wait for its runs, or `t2iscale study sync`)"
                 )
-        stratum.arms = [Arm(level, tuple(configs)) for level, configs in members.get(stratum_key, {}).items()]
-        if factor == "scaling" and any(len(arm.configurations) < 2 for arm in stratum.arms):
-            # a ladder of one (where a stratum holds only the shared reference) is no ladder: nothing to compare
-            stratum.arms = []
+        stratum.arms = [Arm(level, tuple(configs)) for level, configs in levels_here.items()]
     if all(len(stratum.arms) < 2 for stratum in strata.values()):
         levels = sorted({arm.name for stratum in strata.values() for arm in stratum.arms})
         comparable = [f for f in FACTORS if f != factor and _has_two_levels(all_records, f)]
