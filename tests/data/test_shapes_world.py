@@ -51,7 +51,7 @@ def test_bad_world_configs_are_user_errors_naming_the_problem(change, message):
 
 
 def test_unknown_world_names_and_files_are_user_errors(tmp_path):
-    with pytest.raises(UserError, match=r"preset \(tiny, findings, default\)"):
+    with pytest.raises(UserError, match=r"preset \(tiny, default, findings\)"):
         resolve_world("huge")
     bad = tmp_path / "bad.json"
     bad.write_text("{not json")

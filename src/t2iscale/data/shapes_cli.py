@@ -27,7 +27,7 @@ def register(subparsers):
     parser.add_argument("--seed", type=int, default=0, help="dataset seed (same seed: nested datasets)")
     parser.add_argument("--policy", default="mix", choices=CAPTION_POLICIES, help="caption policy")
     parser.add_argument(
-        "--world", default="tiny", help="world preset (tiny, findings, default) or a world config .json"
+        "--world", default="tiny", help="world preset (tiny, default, findings) or a world config .json"
     )
     parser.add_argument("--resolution", type=int, default=32, help="image side in pixels")
     parser.add_argument("--shard-size", type=int, default=1000, help="images per shard")

@@ -194,22 +194,6 @@ WORLD_PRESETS: dict[str, dict] = {
         "min_objects": 1,
         "max_objects": 2,
     },
-    # The findings study's world (`t2iscale study presets --show findings`): `tiny`'s scenes, with web-like alt
-    # text that says nothing about the image half of the time, so the caption policies differ in what they teach.
-    "findings": {
-        "name": "findings",
-        "shapes": ("circle", "square", "triangle"),
-        "colors": {
-            "red": (220, 40, 40),
-            "green": (40, 170, 60),
-            "blue": (40, 80, 220),
-            "yellow": (240, 220, 40),
-        },
-        "sizes": {"large": 0.34},
-        "min_objects": 1,
-        "max_objects": 2,
-        "alt_noise": 0.5,
-    },
     "default": {
         "name": "default",
         "shapes": ("circle", "square", "triangle", "diamond", "cross"),
@@ -229,6 +213,11 @@ WORLD_PRESETS: dict[str, dict] = {
         "shape_synonyms": {"circle": ("disk",), "square": ("block",)},
     },
 }
+
+
+# The findings study's world (`t2iscale study presets --show findings`): `tiny`'s scenes, with web-like alt text that
+# says nothing about the image half of the time, so the caption policies differ in what they teach.
+WORLD_PRESETS["findings"] = {**WORLD_PRESETS["tiny"], "name": "findings", "alt_noise": 0.5}
 
 
 def world_preset(name: str) -> WorldConfig:
