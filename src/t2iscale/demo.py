@@ -306,7 +306,7 @@ DESCRIPTION = """Run the built-in shapes-world scaling study on this machine and
 
 Trains a ladder of UNets of increasing size under one recipe (the `demo` study preset), evaluates them along
 training with the oracle TIFA, fits S = a*C^b on the compute Pareto frontier and S = a*N^b on final values, and
-writes DIR/report/report.html and DIR/summary.json. About 10 minutes on 2 CPU cores; rerunning resumes.
+writes DIR/report/report.html and DIR/summary.json. About 12 minutes on 2 CPU cores (measured 718 s); rerunning resumes.
 """
 
 
