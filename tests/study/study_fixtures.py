@@ -56,6 +56,18 @@ def cli_env() -> dict:
     return env
 
 
+def run_t2iscale(*arguments: str, timeout: float = 120) -> tuple[int, str, str]:
+    """`t2iscale ARGUMENTS` in a fresh process: (exit status, stdout, stderr)."""
+    result = subprocess.run(
+        [sys.executable, "-m", "t2iscale.cli", *arguments],
+        capture_output=True,
+        text=True,
+        env=cli_env(),
+        timeout=timeout,
+    )
+    return result.returncode, result.stdout, result.stderr
+
+
 def study_command(*arguments: str) -> list[str]:
     return [sys.executable, "-m", "t2iscale.cli", "study", *arguments]
 

@@ -3,16 +3,19 @@ the commands a user runs: every finding is compared, every law is fitted or says
 Its structure is asserted, not its verdicts (those need the full study: README, "Measured")."""
 
 import json
-import subprocess
-import sys
 import tomllib
 
 import pytest
-from study_fixtures import cli_env
+from study_fixtures import run_t2iscale as _run
 
 from t2iscale.study.plan import expand_grid, load_spec
 from t2iscale.study.runner import run_study
 from t2iscale.study.spec import preset_text
+
+
+def cli(*arguments):
+    return _run(*arguments, timeout=300)  # compare/fit/report over a 10-run study on a loaded 2-core box
+
 
 FACTORS = ["layout", "scaling", "caption_policy", "dataset_size"]
 SHORT = {
@@ -42,17 +45,6 @@ def study(tmp_path_factory):
     return path
 
 
-def _cli(*arguments):
-    result = subprocess.run(
-        [sys.executable, "-m", "t2iscale.cli", *arguments],
-        capture_output=True,
-        text=True,
-        env=cli_env(),
-        timeout=300,
-    )
-    return result.returncode, result.stdout, result.stderr
-
-
 def test_the_full_preset_is_30_runs_of_three_seeds_with_its_four_factors():
     spec = load_spec("findings")
     runs = expand_grid(spec)
@@ -64,7 +56,7 @@ def test_the_full_preset_is_30_runs_of_three_seeds_with_its_four_factors():
 def test_every_finding_is_a_paired_comparison_with_the_papers_direction(study):
     expected_pairs = {"layout": 1, "scaling": 1, "caption_policy": 3, "dataset_size": 3}
     for factor in FACTORS:
-        code, out, err = _cli("compare", "--study", str(study), "--by", factor, "--json")
+        code, out, err = cli("compare", "--study", str(study), "--by", factor, "--json")
         assert code == 0, (factor, err)
         result = json.loads(out)
         assert result["factor"] == factor and len(result["pairs"]) == expected_pairs[factor], factor
@@ -78,17 +70,17 @@ def test_every_finding_is_a_paired_comparison_with_the_papers_direction(study):
         paper = [pair["paper"] for pair in result["pairs"] if pair["paper"]]
         assert paper, factor  # each factor has a direction the paper states
         assert all(p["check"] for p in paper)
-    layout = json.loads(_cli("compare", "--study", str(study), "--by", "layout", "--json")[1])["pairs"][0]
+    layout = json.loads(cli("compare", "--study", str(study), "--by", "layout", "--json")[1])["pairs"][0]
     assert {layout["arm_a"]["name"], layout["arm_b"]["name"]} == {"sdxl", "sd2"}
     assert layout["paper"]["matched"] == "compute"
-    scaling = json.loads(_cli("compare", "--study", str(study), "--by", "scaling", "--json")[1])["pairs"][0]
+    scaling = json.loads(cli("compare", "--study", str(study), "--by", "scaling", "--json")[1])["pairs"][0]
     assert {scaling["arm_a"]["name"], scaling["arm_b"]["name"]} == {"TD", "C"}
     assert scaling["paper"]["matched"] == "params"
 
 
 @pytest.mark.parametrize("axis", ["params", "compute", "data"])
 def test_every_law_is_fitted_with_intervals_or_says_why_not(study, axis):
-    code, out, err = _cli("fit", "--study", str(study), "--x", axis, "--json")
+    code, out, err = cli("fit", "--study", str(study), "--x", axis, "--json")
     if code == 0:
         law = json.loads(out)
         assert law["points"] and law["ci_level"] == 0.95 and law["n_points"] == len(law["points"])
@@ -100,7 +92,7 @@ def test_every_law_is_fitted_with_intervals_or_says_why_not(study, axis):
 
 
 def test_the_report_shows_a_panel_per_finding(study):
-    code, _, err = _cli("report", "--study", str(study))
+    code, _, err = cli("report", "--study", str(study))
     assert code == 0, err
     html = (study / "report" / "report.html").read_text()
     for factor in FACTORS:

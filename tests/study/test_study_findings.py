@@ -2,12 +2,10 @@
 each; `compare`, `fit`, `correlate` and `study status` read it and every value carries its interval and n."""
 
 import json
-import subprocess
-import sys
 
 import numpy as np
 import pytest
-from study_fixtures import cli_env, tiny_spec
+from study_fixtures import run_t2iscale, tiny_spec
 
 from t2iscale.cli import main
 from t2iscale.eval.intervals import per_prompt_scores
@@ -30,19 +28,8 @@ def study(tmp_path_factory):
     return path
 
 
-def _cli(*arguments):
-    result = subprocess.run(
-        [sys.executable, "-m", "t2iscale.cli", *arguments],
-        capture_output=True,
-        text=True,
-        env=cli_env(),
-        timeout=120,
-    )
-    return result.returncode, result.stdout, result.stderr
-
-
 def test_compare_by_backbone_pairs_runs_by_prompt_and_seed(study):
-    code, out, err = _cli("compare", "--study", str(study), "--by", "backbone", "--json")
+    code, out, err = run_t2iscale("compare", "--study", str(study), "--by", "backbone", "--json")
     assert code == 0, err
     result = json.loads(out)
     assert result["factor"] == "backbone" and result["metric"] == "tifa" and len(result["pairs"]) == 3
@@ -122,12 +109,12 @@ def test_fit_and_correlate_use_configurations_with_their_seeds(study, capsys):
 
 
 def test_status_shows_each_runs_interval_and_n(study):
-    code, out, err = _cli("study", "status", str(study))
+    code, out, err = run_t2iscale("study", "status", str(study))
     assert code == 0, err
     run_lines = [line for line in out.splitlines()[1:] if " finished " in line]
     assert len(run_lines) == 6 and all(line.count("[") == 1 for line in run_lines)
     assert "95% interval over prompts within the run's training seed (6 prompts, 12 images)" in out
-    code, out, _ = _cli("study", "status", str(study), "--json")
+    code, out, _ = run_t2iscale("study", "status", str(study), "--json")
     entries = [row["metrics"]["tifa"] for row in json.loads(out)]
     assert all(
         e["lo"] <= e["value"] <= e["hi"] and e["n_prompts"] == 6 and e["n_images"] == 12 for e in entries

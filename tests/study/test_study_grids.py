@@ -76,3 +76,12 @@ def test_parse_keeps_the_grids_in_file_order():
     assert [grid.seeds for grid in parsed.each_grid()] == [[1], [0]]
     with pytest.raises(UserError, match="not both"):
         parse_spec({**spec([{"seeds": [1]}]), "grid": {"seeds": [0]}})
+
+
+def test_a_base_override_stands_where_some_grid_takes_the_base_value():
+    """With [[grids]], --set base.X is refused only when every grid sets X (else it reaches the grids without it)."""
+    grids = [{"backbones": ["sdxl-c4-td1_1"], "seeds": [0]}, {"caption_policies": ["alt"], "seeds": [0]}]
+    runs = expand_grid(load_spec(spec(grids), ["base.model.backbone=sdxl-c6-td1_1"]))
+    assert sorted(run.backbone for run in runs) == ["sdxl-c4-td1_1", "sdxl-c6-td1_1"]
+    with pytest.raises(UserError, match="grid.seeds sets seed"):
+        load_spec(spec(grids), ["base.seed=3"])

@@ -190,10 +190,11 @@ def loop_timing(name: str, setting: Setting, options: BenchOptions, batch: int) 
     temporary run folder and read each window's wall time from the loop's log (metrics.jsonl: images/s over the
     window). The first window (start-up, first steps) is `first_s` per step; the warm-up windows are dropped;
     each timed window gives one sample (its seconds per step)."""
-    import json
     import tempfile
 
+    from t2iscale.train.jsonl import read_jsonl
     from t2iscale.train.loop import train
+    from t2iscale.train.run_dir import RunDir
 
     with tempfile.TemporaryDirectory(prefix="t2iscale-bench-loop-") as folder:
         config = loop_config(name, setting, options, batch, str(Path(folder) / "run"))
@@ -202,11 +203,7 @@ def loop_timing(name: str, setting: Setting, options: BenchOptions, batch: int) 
             train(config, progress=False)
         finally:
             reset_accelerate_state()
-        records = [
-            json.loads(line)
-            for line in (Path(folder) / "run" / "metrics.jsonl").read_text().splitlines()
-            if line.strip()
-        ]
+        records = read_jsonl(RunDir(config.run_dir).metrics_file)
     per_step = [batch / record["images_per_s"] for record in records if record.get("images_per_s")]
     return Timing(first_s=per_step[0], samples_s=tuple(per_step[1 + options.warmup :]))
 

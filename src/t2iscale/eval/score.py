@@ -139,8 +139,13 @@ def sample_interval(metric: str, samples: dict):
     return replicate_estimate([SampleScores.from_dict(samples)], value_range=metric_info(metric).value_range)
 
 
+def result_path(out_dir: str | Path, metric: str) -> Path:
+    """Where `write_result` puts a metric's result (along training: `<run>/eval/step_NNNNNN/eval/<metric>.json`)."""
+    return Path(out_dir) / "eval" / f"{metric}.json"
+
+
 def write_result(out_dir: str | Path, metric: str, result: dict) -> Path:
-    path = Path(out_dir) / "eval" / f"{metric}.json"
+    path = result_path(out_dir, metric)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
     return path

@@ -93,15 +93,7 @@ class ScoreInputs:
 
         Each sample carries its prompt's category when the questions have one (GenEval's in the shapes world).
         """
-        entries = self.entries
-        category = {q["id"]: q.get("category") for q in self.questions or []}
-        categories = [category.get(entry.prompt_id) for entry in entries]
-        return SampleScores(
-            tuple(entry.prompt_id for entry in entries),
-            tuple(entry.seed for entry in entries),
-            image_scores,
-            categories if any(categories) else None,
-        ).to_dict()
+        return self.samples_where_scored(image_scores)
 
     def samples_where_scored(self, image_scores: list[float | None]) -> dict:
         """`samples` of the images that have a score (None: the image's prompt asks nothing of that kind)."""

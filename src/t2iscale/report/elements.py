@@ -11,15 +11,15 @@ from collections import defaultdict
 from t2iscale.errors import UserError
 from t2iscale.eval.intervals import replicate_estimate
 from t2iscale.eval.samples import SampleScores
+from t2iscale.eval.score import result_path
 from t2iscale.report import fmt, html
+from t2iscale.report.analyses import LEVEL
 from t2iscale.train.checkpoint import step_dir_name
 from t2iscale.train.run_dir import RunDir
 
-LEVEL = 0.95
-
 
 def _final_results(run_dir, step: int) -> dict | None:
-    path = RunDir(run_dir).eval_dir / step_dir_name(step) / "eval" / "tifa.json"
+    path = result_path(RunDir(run_dir).eval_dir / step_dir_name(step), "tifa")
     try:
         return json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):

@@ -132,6 +132,13 @@ def _uses_shared_filesystem(spec: StudySpec) -> bool:
     return spec.executor.kind == "slurm" and spec.executor.cluster == "slurm"
 
 
+def _refuse_dropped_runs(registry, study_dir: Path, spec_json: dict, known: set[str], planned) -> None:
+    """A spec that drops runs this study already holds is another study: UserError saying what changed."""
+    missing = sorted(known - {run.run_id for run in planned})
+    if missing:
+        raise UserError(spec_change_message(study_dir, registry.stored_spec(), spec_json, missing))
+
+
 def register_study(
     spec: StudySpec, study_dir: str | Path, source: str = "(spec)"
 ) -> tuple[list[PlannedRun], list[str]]:
@@ -141,9 +148,8 @@ def register_study(
     spec_json = spec.to_json_dict()
     with StudyRegistry(study_dir, create=True, shared_filesystem=_uses_shared_filesystem(spec)) as registry:
         known = {row["run_id"] for row in registry.runs()}
-        missing = sorted(known - {run.run_id for run in planned})
-        if missing:  # refuse before the size accounting below (it may take seconds for big datasets)
-            raise UserError(spec_change_message(study_dir, registry.stored_spec(), spec_json, missing))
+        # refuse before the size accounting below (it may take seconds for big datasets)
+        _refuse_dropped_runs(registry, study_dir, spec_json, known, planned)
         sizes = run_sizes([run for run in planned if run.run_id not in known])
         added = registry.register(spec_json, planned, sizes)
         rows = registry.runs()
@@ -193,12 +199,10 @@ def dry_run_rows(spec: StudySpec, study_dir: str | Path | None, only: str | None
     if study_dir is not None and db_path(study_dir).is_file():
         with StudyRegistry(study_dir) as registry:
             statuses = {row["run_id"]: row["status"] for row in registry.runs()}
-            # the refusal `study run` would give: a spec that drops runs this study already holds
-            missing = sorted(set(statuses) - {run.run_id for run in expand_grid(spec)})
-            if missing:
-                raise UserError(
-                    spec_change_message(Path(study_dir), registry.stored_spec(), spec.to_json_dict(), missing)
-                )
+            # the refusal `study run` would give
+            _refuse_dropped_runs(
+                registry, Path(study_dir), spec.to_json_dict(), set(statuses), expand_grid(spec)
+            )
     return [
         {
             "run_id": run.run_id,

@@ -282,15 +282,15 @@ def _refuse_base_overrides_a_grid_sets(raw: dict, overrides: list[str]) -> None:
         path, value = parse_override(text)
         if path[0] != "base":
             continue
-        grid = next((g for g in grids if any(g.get(axis) is not None for axis in GRID_AXIS_KEYS)), {})
         for axis, key in GRID_AXIS_KEYS.items():
             sets_key = tuple(path[1:]) == key or (
                 tuple(path[1:]) == key[:-1] and isinstance(value, dict) and key[-1] in value
             )
-            if sets_key and grid.get(axis) is not None:
+            # no effect only when every grid sets the axis (a grid without it takes the base's value)
+            if sets_key and grids and all(grid.get(axis) is not None for grid in grids):
                 raise UserError(
                     f"--set {text!r} has no effect: grid.{axis} sets {'.'.join(key)} of every run (to "
-                    f"{grid[axis]}); set grid.{axis} instead (e.g. --set 'grid.{axis}=[...]'), or "
+                    f"{grids[0][axis]}); set grid.{axis} instead (e.g. --set 'grid.{axis}=[...]'), or "
                     f"--set grid.{axis}=null to use base.{'.'.join(key)}"
                 )
 
