@@ -214,3 +214,8 @@ def test_params_and_data_fits_use_every_configuration_unless_asked_for_the_front
     frontier = _run_json(capsys, ["fit", "--points", str(points_file), "--x", "data", "--frontier", "--json"])
     assert every["n_points"] == every["n_candidate_points"] == 9
     assert frontier["n_points"] < 9
+
+
+def test_where_is_for_studies_not_points_files(capsys, points_file):
+    assert main(["fit", "--points", str(points_file), "--x", "params", "--where", "caption_policy=mix"]) == 1
+    assert "--where selects a study's configurations" in capsys.readouterr().err

@@ -78,12 +78,22 @@ def test_every_finding_is_a_paired_comparison_with_the_papers_direction(study):
     assert scaling["paper"]["matched"] == "params"
 
 
+SCOPES = {
+    "params": "dataset_size = 60000, caption_policy = mix",
+    "compute": "dataset_size = 60000, caption_policy = mix",
+    "data": "backbone = sdxl-c8-td1_1, caption_policy = mix",
+}
+LEFT_OUT = {"params": 4, "compute": 4, "data": 7}  # of the 10 configurations
+
+
 @pytest.mark.parametrize("axis", ["params", "compute", "data"])
 def test_every_law_is_fitted_with_intervals_or_says_why_not(study, axis):
     code, out, err = cli("fit", "--study", str(study), "--x", axis, "--json")
     if code == 0:
         law = json.loads(out)
         assert law["points"] and law["ci_level"] == 0.95 and law["n_points"] == len(law["points"])
+        # each law within the grid that varies its own axis, the others' arms left out
+        assert law["scope"] == SCOPES[axis] and len(law["scope_left_out"]) == LEFT_OUT[axis]
         for point in law["points"]:
             interval = point["interval"]
             assert interval["lo"] <= point["value"] <= interval["hi"] and interval["n_prompts"] == 6
@@ -97,3 +107,4 @@ def test_the_report_shows_a_panel_per_finding(study):
     html = (study / "report" / "report.html").read_text()
     for factor in FACTORS:
         assert f'id="finding-{factor}"' in html, factor
+    assert "Fitted where dataset_size = 60000, caption_policy = mix" in html

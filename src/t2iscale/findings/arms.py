@@ -241,3 +241,83 @@ def _has_two_levels(records: list[RunRecord], factor: str) -> bool:
         return True
     key = "family" if factor == "layout" else factor
     return len({getattr(record, key) for record in records}) > 1
+
+
+# -- the configurations a law is fitted on --------------------------------------------------------------------
+
+# The grid axis along which each law's X moves: N and C move with the backbone (C also with the steps, within a
+# run), D with the training-set size.
+LAW_FACTOR = {"compute": "backbone", "params": "backbone", "data": "dataset_size"}
+
+
+@dataclass(frozen=True)
+class LawScope:
+    """The configurations a law is fitted on: they differ only along the law's own grid axis.
+
+    A study with several grids (`[[grids]]`, e.g. the `findings` preset) varies captions and data on one backbone
+    and backbones on one dataset; pooling them into S = a·N^b would read a caption policy's effect as one of size.
+    """
+
+    configurations: list[Configuration]
+    fixed: dict[str, object]  # the other varying grid axes and their values inside the scope
+    left_out: list[str]  # labels of evaluated configurations outside it
+
+    def text(self) -> str | None:
+        """'dataset_size = 60000, caption_policy = mix', or None when no other grid axis varies."""
+        if not self.fixed:
+            return None
+        return ", ".join(f"{axis} = {value}" for axis, value in self.fixed.items())
+
+
+def parse_where(items: Sequence[str]) -> dict[str, str]:
+    """`["caption_policy=alt", ...]` -> {"caption_policy": "alt"}; UserError naming a bad item or axis."""
+    where = {}
+    for item in items:
+        axis, sep, value = item.partition("=")
+        axis, value = axis.strip(), value.strip()
+        if not sep or not value:
+            raise UserError(f"--where {item!r}: expected AXIS=VALUE, e.g. caption_policy=mix")
+        if axis not in CONFIGURATION_AXES:
+            raise UserError(f"--where {item!r}: unknown axis {axis!r}; axes: {', '.join(CONFIGURATION_AXES)}")
+        where[axis] = value
+    return where
+
+
+def law_scope(study: StudyConfigurations, axis: str, where: dict[str, str] | None = None) -> LawScope:
+    """The evaluated configurations a law on `axis` ("compute", "params", "data") is fitted on.
+
+    Configurations are grouped by the other varying grid axes (for N and C: dataset size and caption policy; for
+    D: backbone and caption policy); the law takes the group with the most configurations (ties: the first in
+    grid order), or the one `where` names ({"caption_policy": "mix"}, values compared as text). A study with one
+    grid, whose other axes do not vary, keeps every configuration. UserError when `where` matches no group or
+    names the law's own axis."""
+    factor = LAW_FACTOR[axis]
+    where = dict(where or {})
+    if factor in where:
+        raise UserError(f"--where {factor}=...: {factor} is what the {axis} law varies; fix another axis")
+    all_records = [record for records in study.records.values() for record in records]
+    fixed_axes = [a for a in varying_axes(all_records) if a in CONFIGURATION_AXES and a != factor]
+    groups: dict[tuple, list[Configuration]] = {}
+    for configuration in study.configurations:
+        record = study.record(configuration.key)
+        groups.setdefault(tuple(getattr(record, a) for a in fixed_axes), []).append(configuration)
+
+    def matches(values: tuple) -> bool:
+        named = dict(zip(fixed_axes, values))
+        return all(a in named and str(named[a]) == value for a, value in where.items())
+
+    candidates = {values: members for values, members in groups.items() if matches(values)}
+    if not candidates:
+        asked = ", ".join(f"{a} = {v}" for a, v in where.items())
+        have = (
+            "; ".join(", ".join(f"{a} = {v}" for a, v in zip(fixed_axes, values)) for values in groups)
+            or "none"
+        )
+        raise UserError(f"no evaluated configurations where {asked} (the study's groups: {have})")
+    chosen = max(candidates, key=lambda values: len(candidates[values]))  # max keeps the first of a tie
+    inside = {c.key for c in candidates[chosen]}
+    return LawScope(
+        configurations=candidates[chosen],
+        fixed=dict(zip(fixed_axes, chosen)),
+        left_out=[c.label for c in study.configurations if c.key not in inside],
+    )

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from t2iscale.cli import add_command
 from t2iscale.errors import UserError
@@ -26,6 +26,10 @@ when a configuration gives several points (the compute frontier), they count as 
                 D is image-noun pairs where every run has them (the shapes world; prepared data counted with
                 `data prepare --noun-tagger`), else the dataset size in images (--data-measure chooses; the
                 law's line says which D it used)
+
+A study that varies other grid axes too (several [[grids]], e.g. the `findings` preset) is fitted within one
+group of configurations that differ only along X's own axis (N and C: the backbone; D: the dataset size): the
+group with the most configurations, or the one --where names (--where caption_policy=mix). The output says which.
 """
 
 COMPARE_DESCRIPTION = """\
@@ -48,6 +52,14 @@ def _add_source_arguments(parser) -> None:
         "--points", metavar="FILE", help="a .json or .csv file of curves (see t2iscale.scaling.points)"
     )
     parser.add_argument("--metric", default="tifa", help="which metric's curves to use (higher is better)")
+    parser.add_argument(
+        "--where",
+        action="append",
+        default=[],
+        metavar="AXIS=VALUE",
+        help="--study: use the configurations with this grid value (backbone, dataset_size, caption_policy); "
+        "default: the largest group that varies only along X's axis",
+    )
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of text")
 
 
@@ -120,6 +132,7 @@ class Source:
     configurations: list
     chance_level: float | None = None
     left_out: tuple[str, ...] = ()
+    scope: object = None  # t2iscale.findings.arms.LawScope of a study's configurations
 
     def notes(self) -> list[str]:
         if not self.left_out:
@@ -127,8 +140,10 @@ class Source:
         return [f"left out (no evaluation of this metric): {'; '.join(self.left_out)}"]
 
 
-def load_source(args) -> Source:
-    """A study's runs pooled over seeds, or each curve of a points file as its own configuration."""
+def load_source(args, axis: str) -> Source:
+    """A study's runs pooled over seeds, within the scope of a law on `axis` (`law_scope`: the configurations
+    that differ only along the axis's grid factor, or those --where names), or each curve of a points file as its
+    own configuration."""
     from t2iscale.eval.metrics import metric_info
     from t2iscale.scaling.arms import Configuration
 
@@ -145,11 +160,15 @@ def load_source(args) -> Source:
                     f"{args.points}: run {curve.run_id!r} has {info.title} {value:g} at step {step}, outside the "
                     f"metric's range {info.range_text()}"
                 )
+        if args.where:
+            raise UserError("--where selects a study's configurations; a points file has no grid axes")
         return Source([Configuration(c.run_id, c.label, (c,)) for c in curves])
-    from t2iscale.findings.arms import study_configurations
+    from t2iscale.findings.arms import law_scope, parse_where, study_configurations
 
+    where = parse_where(args.where)
     study = study_configurations(args.study, args.metric)
-    return Source(study.configurations, study.chance_level, tuple(study.left_out))
+    scope = law_scope(study, axis, where)
+    return Source(scope.configurations, study.chance_level, tuple(study.left_out), scope)
 
 
 def _interval_text(estimate) -> str:
@@ -185,7 +204,7 @@ def _fit_from_args(args):
     from t2iscale.findings.laws import fit_configurations
 
     _check_level(args.ci)
-    source = load_source(args)
+    source = load_source(args, args.x)
     law = fit_configurations(
         source.configurations,
         args.x,
@@ -196,6 +215,8 @@ def _fit_from_args(args):
         source.chance_level,
         data_measure=args.data_measure,
     )
+    if source.scope is not None:
+        law = replace(law, scope=source.scope.text(), scope_left_out=tuple(source.scope.left_out))
     return law, source
 
 
@@ -281,7 +302,7 @@ def _run_correlate(args) -> int:
     from t2iscale.eval.metrics import metric_info
     from t2iscale.scaling.correlation import final_value_correlations
 
-    source = load_source(args)
+    source = load_source(args, "params")
     configurations = source.configurations
     curves = [c.as_curve() for c in configurations]
     results = final_value_correlations(curves)
@@ -307,6 +328,7 @@ def _run_correlate(args) -> int:
                     "points": points,
                     "correlations": [r.to_dict() for r in results],
                     "left_out": list(source.left_out),
+                    "scope": source.scope.text() if source.scope else None,
                 },
                 indent=1,
             )
@@ -321,6 +343,10 @@ def _run_correlate(args) -> int:
     for r in results:
         print(
             f"  {r.predictor:<7} {r.method:<9} r = {r.coefficient:+.4f}   p = {r.p_value:.3g}   ({r.p_method})"
+        )
+    if source.scope is not None and source.scope.text():
+        print(
+            f"configurations where {source.scope.text()} ({len(source.scope.left_out)} at other values left out)"
         )
     for note in source.notes():
         print(note)

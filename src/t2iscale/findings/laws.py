@@ -2,6 +2,7 @@
 
     fit_configurations(configurations, "compute", "tifa") -> LawFit     (raises FitError when no law fits)
     frontier_law(configurations, "compute", "tifa")       -> LawResult  (carries the reason instead)
+    study_law(study, "params", "tifa")                    -> LawResult  on the law's scope of a study
 
 A configuration is one point per evaluation (compute) or one final point (params, data), its value the mean over
 training seeds. On the compute axis several frontier points come from one configuration, so the fit treats each
@@ -11,7 +12,7 @@ configuration as one cluster (`t2iscale.scaling.fits`). Every point carries its 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -49,6 +50,11 @@ class LawResult:
     n_seeds: dict[str, int] = field(default_factory=dict)  # config key -> training seeds
     level: float = 0.95  # of the law's and the points' intervals
     chance_level: float | None = None  # the metric's chance level: a reference, not a bound
+    # Where a study varies other grid axes too: the values they hold in the configurations fitted
+    # ("dataset_size = 60000, caption_policy = mix", `t2iscale.findings.arms.law_scope`), and the labels of
+    # the evaluated configurations left out.
+    scope: str | None = None
+    scope_left_out: tuple[str, ...] = ()
 
     @property
     def points(self) -> list[ScalingPoint]:
@@ -87,8 +93,9 @@ class LawResult:
         return rows
 
     def to_dict(self) -> dict:
+        scope = {"scope": self.scope, "scope_left_out": list(self.scope_left_out)} if self.scope else {}
         if self.fit is None:
-            return {"axis": self.axis.name, "metric": self.metric, "error": self.reason}
+            return {"axis": self.axis.name, "metric": self.metric, "error": self.reason, **scope}
         return {
             "axis": self.axis.name,
             "symbol": self.axis.symbol,
@@ -98,7 +105,17 @@ class LawResult:
             **self.fit.to_dict(),
             "n_candidate_points": len(self.candidates),
             "points": self.point_dicts(),
+            **scope,
         }
+
+    def scope_text(self) -> str | None:
+        """'fitted where dataset_size = 60000, caption_policy = mix (4 configurations left out)', or None."""
+        if not self.scope:
+            return None
+        left = len(self.scope_left_out)
+        return f"fitted where {self.scope}" + (
+            f" ({left} configuration{'s' * (left != 1)} at other values left out)" if left else ""
+        )
 
     def text_lines(self) -> list[str]:
         """`t2iscale fit`'s text: the law, each parameter's interval, the fit's quality, the points used."""
@@ -114,6 +131,8 @@ class LawResult:
             f"{fit.n_clusters} configurations ({len(self.candidates)} candidates)"
         )
         lines.append(f"  intervals: {fit.method}")
+        if self.scope_text():
+            lines.append(f"  {self.scope_text()}")
         lines.append(
             f"points used (value: mean over training seeds, {self.level:.0%} interval over prompts and seeds):"
         )
@@ -231,3 +250,13 @@ def fit_configurations(
     if law.fit is None:
         raise FitError(law.reason.rstrip("."))
     return law
+
+
+def study_law(study, axis: str, metric: str, where: dict[str, str] | None = None, **options) -> LawResult:
+    """`frontier_law` on the configurations of `study` (a `t2iscale.findings.arms.StudyConfigurations`) that
+    differ only along the law's axis (`law_scope`; `where` picks another group); the result says which."""
+    from t2iscale.findings.arms import law_scope
+
+    scope = law_scope(study, axis, where)
+    law = frontier_law(scope.configurations, axis, metric, **options)
+    return replace(law, scope=scope.text(), scope_left_out=tuple(scope.left_out))

@@ -16,7 +16,7 @@ from pathlib import Path
 from t2iscale.errors import UserError
 from t2iscale.eval.intervals import DEFAULT_LEVEL, Estimate
 from t2iscale.eval.metrics import metric_info
-from t2iscale.findings.laws import LawResult, frontier_law
+from t2iscale.findings.laws import LawResult, frontier_law, study_law
 from t2iscale.report import plots
 from t2iscale.report.collect import StudyData
 from t2iscale.report.reference import Ceiling, ShapesEval, category_chance, oracle_ceiling, shapes_eval
@@ -138,10 +138,27 @@ class Analyses:
 
     @cached_property
     def laws(self) -> dict[str, LawResult]:
+        """Each law on the configurations that differ only along its axis (`study_law`), when the report reads a
+        study; on every configuration otherwise."""
+        study = self.data.study
+        if study is None:
+            return {
+                axis: frontier_law(self.data.configurations, axis, self.data.metric, level=LEVEL)
+                for axis in ("compute", "params", "data")
+            }
         return {
-            axis: frontier_law(self.data.configurations, axis, self.data.metric, level=LEVEL)
+            axis: study_law(study, axis, self.data.metric, level=LEVEL)
             for axis in ("compute", "params", "data")
         }
+
+    @cached_property
+    def size_configurations(self) -> list[Configuration]:
+        """The configurations the correlations with size use: those of the params law's scope (`law_scope`)."""
+        if self.data.study is None:
+            return list(self.data.configurations)
+        from t2iscale.findings.arms import law_scope
+
+        return law_scope(self.data.study, "params").configurations
 
     @cached_property
     def varies_data(self) -> bool:

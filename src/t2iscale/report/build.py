@@ -111,8 +111,9 @@ def build_report(
     return out
 
 
-def configurations_text(configurations: Sequence[Configuration], metric: str) -> str:
-    """How the laws, correlations and comparisons pool runs: the configurations and their training seeds."""
+def configurations_text(configurations: Sequence[Configuration], metric: str, scoped: bool = False) -> str:
+    """How the laws, correlations and comparisons pool runs: the configurations and their training seeds;
+    `scoped`: some law is fitted on part of them (`law_scope`)."""
     seeds = [c.n_seeds for c in configurations]
     pooled = (
         "runs that differ only in the training seed are averaged into one configuration, and its intervals "
@@ -123,6 +124,12 @@ def configurations_text(configurations: Sequence[Configuration], metric: str) ->
     return (
         f"The scaling laws and correlations use {len(configurations)} configurations evaluated on {metric}, "
         f"seeds per configuration: {fmt.seeds(seeds)} ({pooled})."
+        + (
+            " The study varies several grid axes, so each law and the correlations use the configurations that "
+            "differ only along the law's axis (stated with each law)."
+            if scoped
+            else ""
+        )
     )
 
 
@@ -279,7 +286,8 @@ def exponent_text(law: LawResult) -> str:
     points = f"{len(law.frontier)} {'frontier points' if _on_frontier(law) else 'points'}"
     return (
         f"{fit.render(law.axis.symbol)}: exponent b = {fit.params['b']:.3g}, {fit.ci_level:.0%} CI "
-        f"[{lo:.3g}, {hi:.3g}] ({points} of {fit.n_clusters} configurations)"
+        f"[{lo:.3g}, {hi:.3g}] ({points} of {fit.n_clusters} configurations"
+        f"{', where ' + law.scope if law.scope else ''})"
     )
 
 
@@ -291,6 +299,9 @@ def law_html(law: LawResult) -> str:
         return html.note(_reason(law)) + law_points_html(law)
     fit, symbol = law.fit, law.axis.symbol
     lines = [html.law(fit.render(symbol))]
+    if law.scope_text():
+        text = law.scope_text()
+        lines.append(html.note(text[0].upper() + text[1:] + "."))
     lines.append(
         html.items(
             [
@@ -483,7 +494,8 @@ def correlation_rows(correlations: Sequence[Correlation]) -> list[list[str]]:
 def size_section(analyses: Analyses, options: ReportOptions) -> html.Section:
     data, law = analyses.data, analyses.laws["params"]
     curves = data.configuration_curves
-    correlations, reason = size_correlations(curves)
+    # the correlations, like the law, read only configurations that differ in the backbone alone
+    correlations, reason = size_correlations([c.as_curve() for c in analyses.size_configurations])
     estimates = {c.key: configuration_estimate(c, data.metric) for c in data.configurations}
     values = [c.final_value for c in curves]
     values += [e.lo for e in estimates.values() if e] + [e.hi for e in estimates.values() if e]
@@ -525,8 +537,10 @@ def size_section(analyses: Analyses, options: ReportOptions) -> html.Section:
             correlation_rows(correlations),
             [False, False, True, True, False, True, True],
         )
+        where = f" Configurations where {law.scope} only." if law.scope else ""
         body += html.paragraph(
             "One point per configuration, its final value averaged over its training seeds; p is two-sided."
+            + where
         )
     return html.Section("size", f"{analyses.info.title} vs parameters and GMACs", body)
 

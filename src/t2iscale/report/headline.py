@@ -41,6 +41,7 @@ def question(analyses: Analyses) -> str:
 
 def study_line(analyses: Analyses) -> str:
     data = analyses.data
+    scoped = any(law.scope for law in analyses.laws.values())
     statuses = ", ".join(f"{n} {status}" for status, n in sorted(data.status_counts().items()))
     setting = ""
     if analyses.shapes is not None:
@@ -52,7 +53,7 @@ def study_line(analyses: Analyses) -> str:
         )
     return (
         f"Study {data.name}: {len(data.runs)} runs ({statuses}); {len(data.curves)} evaluated on {data.metric}."
-        f"{setting} {configurations_text(data.configurations, data.metric)}"
+        f"{setting} {configurations_text(data.configurations, data.metric, scoped)}"
     )
 
 
