@@ -108,3 +108,15 @@ def test_the_report_shows_a_panel_per_finding(study):
     for factor in FACTORS:
         assert f'id="finding-{factor}"' in html, factor
     assert "Fitted where dataset_size = 60000, caption_policy = mix" in html
+
+
+def test_the_powered_caption_study_is_the_findings_setting_on_fresh_seeds():
+    findings, captions = load_spec("findings"), load_spec("findings-captions")
+    runs = expand_grid(captions)
+    assert len(runs) == 24 and captions.factors == ["caption_policy"]
+    assert {run.caption_policy for run in runs} == {"alt", "syn5", "mix"}
+    seeds = {run.seed for run in runs}
+    assert seeds == set(range(3, 11))
+    pilot_and_tuning = {run.seed for run in expand_grid(findings)} | {100, 101}
+    assert seeds.isdisjoint(pilot_and_tuning)
+    assert captions.base == findings.base  # nothing but the arms and the seeds differs
