@@ -150,6 +150,9 @@ def load_source(args, axis: str) -> Source:
     if args.points is not None:
         from t2iscale.scaling.points import load_points
 
+        if args.where:
+            raise UserError("--where selects a study's configurations; a points file has no grid axes")
+
         curves = load_points(args.points, metric=args.metric)
         info = metric_info(args.metric)
         for curve in curves:
@@ -160,8 +163,6 @@ def load_source(args, axis: str) -> Source:
                     f"{args.points}: run {curve.run_id!r} has {info.title} {value:g} at step {step}, outside the "
                     f"metric's range {info.range_text()}"
                 )
-        if args.where:
-            raise UserError("--where selects a study's configurations; a points file has no grid axes")
         return Source([Configuration(c.run_id, c.label, (c,)) for c in curves])
     from t2iscale.findings.arms import law_scope, parse_where, study_configurations
 
