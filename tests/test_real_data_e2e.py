@@ -23,6 +23,7 @@ from t2iscale.cli import main
 from t2iscale.data.prepared_meta import read_prepared_meta
 from t2iscale.data.vae import save_tiny_random_vae
 from t2iscale.text.tiny import save_tiny_clip_text_encoder
+from tiny_blip import save_tiny_blip
 
 RES = 16
 PER_STYLE = 8
@@ -99,28 +100,8 @@ def save_noun_tagger(directory):
     return directory
 
 
-def save_tiny_blip(directory):
-    from transformers import (
-        BertTokenizer,
-        BlipConfig,
-        BlipForQuestionAnswering,
-        BlipImageProcessor,
-        BlipProcessor,
-    )
-
-    vocab = {word: index for index, word in enumerate(BLIP_WORDS)}
-    tokenizer = BertTokenizer(vocab=vocab, do_lower_case=True, bos_token="[DEC]")
-    small = dict(hidden_size=32, intermediate_size=37, num_hidden_layers=1, num_attention_heads=4)
-    text = dict(small, vocab_size=len(vocab), encoder_hidden_size=32, max_position_embeddings=32)
-    text |= dict(bos_token_id=vocab["[DEC]"], pad_token_id=vocab["[PAD]"], sep_token_id=vocab["[SEP]"])
-    torch.manual_seed(0)
-    model = BlipForQuestionAnswering(
-        BlipConfig(text_config=text, vision_config=dict(small, image_size=32, patch_size=8))
-    )
-    model.save_pretrained(directory)
-    BlipProcessor(
-        image_processor=BlipImageProcessor(size={"height": 32, "width": 32}), tokenizer=tokenizer
-    ).save_pretrained(directory)
+def save_blip(directory):
+    save_tiny_blip(directory, BLIP_WORDS)
     return directory
 
 
@@ -220,7 +201,7 @@ def parts(tmp_path_factory):
         "vae": save_tiny_random_vae(root / "vae"),  # 2x downsampling, 4 latent channels
         "text_encoder": save_tiny_clip_text_encoder(root / "text-encoder"),
         "tagger": save_noun_tagger(root / "tagger"),
-        "blip": save_tiny_blip(root / "blip"),
+        "blip": save_blip(root / "blip"),
         "clip": save_tiny_clip(root / "clip"),
         "inception": torch.jit.save(torch.jit.script(ColorMoments()), str(root / "features.pt"))
         or root / "features.pt",

@@ -6,46 +6,15 @@ import torch
 
 from t2iscale.errors import UserError
 from t2iscale.eval.vqa import BlipVQA, VQABackend, backend_name
+from tiny_blip import save_tiny_blip as save_blip_with_words
 
 WORDS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "[DEC]", "is", "there", "a", "what", "color", "the"]
 WORDS += ["circle", "square", "?", "yes", "no", "red", "blue", "green", "car", "how", "many", "one", "two"]
 
 
 def save_tiny_blip(directory, favour_token: str | None = None):
-    from transformers import (
-        BertTokenizer,
-        BlipConfig,
-        BlipForQuestionAnswering,
-        BlipImageProcessor,
-        BlipProcessor,
-    )
-
-    vocab = {word: index for index, word in enumerate(WORDS)}
-    tokenizer = BertTokenizer(vocab=vocab, do_lower_case=True, bos_token="[DEC]")
-    small = dict(hidden_size=32, intermediate_size=37, num_hidden_layers=1, num_attention_heads=4)
-    config = BlipConfig(
-        text_config=dict(
-            small,
-            vocab_size=len(vocab),
-            encoder_hidden_size=32,
-            max_position_embeddings=32,
-            bos_token_id=vocab["[DEC]"],
-            pad_token_id=vocab["[PAD]"],
-            sep_token_id=vocab["[SEP]"],
-        ),
-        vision_config=dict(small, image_size=32, patch_size=8),
-    )
-    torch.manual_seed(0)
-    model = BlipForQuestionAnswering(config)
-    if favour_token is not None:  # make the answer decoder strongly prefer one word
-        with torch.no_grad():
-            model.text_decoder.cls.predictions.bias[vocab[favour_token]] += 30.0
-    model.save_pretrained(directory)
-    processor = BlipProcessor(
-        image_processor=BlipImageProcessor(size={"height": 32, "width": 32}), tokenizer=tokenizer
-    )
-    processor.save_pretrained(directory)
-    return model, tokenizer, vocab
+    """The tiny BLIP with this module's vocabulary (other eval tests import it from here)."""
+    return save_blip_with_words(directory, WORDS, favour_token)
 
 
 QUESTIONS = [
