@@ -19,6 +19,7 @@ import numpy as np
 from t2iscale.errors import UserError
 from t2iscale.eval.intervals import Estimate
 from t2iscale.eval.metrics import metric_info
+from t2iscale.findings.arms import StudyConfigurations, law_scope
 from t2iscale.scaling.arms import Configuration
 from t2iscale.scaling.fits import Fit, FitError, fit_law, predict
 from t2iscale.scaling.frontier import pareto_frontier
@@ -252,11 +253,11 @@ def fit_configurations(
     return law
 
 
-def study_law(study, axis: str, metric: str, where: dict[str, str] | None = None, **options) -> LawResult:
+def study_law(
+    study: StudyConfigurations, axis: str, metric: str, where: dict[str, str] | None = None, **options
+) -> LawResult:
     """`frontier_law` on the configurations of `study` (a `t2iscale.findings.arms.StudyConfigurations`) that
     differ only along the law's axis (`law_scope`; `where` picks another group); the result says which."""
-    from t2iscale.findings.arms import law_scope
-
     scope = law_scope(study, axis, where)
     law = frontier_law(scope.configurations, axis, metric, **options)
     return replace(law, scope=scope.text(), scope_left_out=tuple(scope.left_out))

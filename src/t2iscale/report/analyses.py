@@ -16,6 +16,7 @@ from pathlib import Path
 from t2iscale.errors import UserError
 from t2iscale.eval.intervals import DEFAULT_LEVEL, Estimate
 from t2iscale.eval.metrics import metric_info
+from t2iscale.findings.arms import law_scope
 from t2iscale.findings.laws import LawResult, frontier_law, study_law
 from t2iscale.report import plots
 from t2iscale.report.collect import StudyData
@@ -156,8 +157,6 @@ class Analyses:
         """The configurations the correlations with size use: those of the params law's scope (`law_scope`)."""
         if self.data.study is None:
             return list(self.data.configurations)
-        from t2iscale.findings.arms import law_scope
-
         return law_scope(self.data.study, "params").configurations
 
     @cached_property
