@@ -112,6 +112,26 @@ def test_ground_truth_scenes_satisfy_their_prompts(name):
     assert ground_truth_scene(prompt_set.prompts[0], 4) == ground_truth_scene(prompt_set.prompts[0], 4)
 
 
+def test_a_relation_layout_that_misses_by_chance_is_retried_not_reported_as_too_big(monkeypatch):
+    # In a one-size, five-shape world with sides 0.34, two of 2,000 position layouts missed their relation in all
+    # of place()'s restarts and were reported as "objects too big"; they lay out with the extra attempts.
+    import t2iscale.data.shapes.prompts as prompts_module
+    from t2iscale.data.shapes.world import WORLD_PRESETS, WorldConfig
+
+    world = WorldConfig.from_dict(
+        {**WORLD_PRESETS["default"], "sizes": {"large": 0.34}, "max_objects": 2, "shape_synonyms": {}}
+    )
+    prompt = next(
+        p for p in eval_prompt_set(world, per_category=50).prompts if p.id == "shapes_v1_position_003"
+    )
+    monkeypatch.setattr(prompts_module, "EXTRA_LAYOUT_ATTEMPTS", 0)
+    with pytest.raises(UserError, match="cannot lay out"):
+        ground_truth_scene(prompt, 23)
+    monkeypatch.setattr(prompts_module, "EXTRA_LAYOUT_ATTEMPTS", 20)
+    scene = ground_truth_scene(prompt, 23)
+    assert check_answer_key(prompt, scene) == [q["answer"] for q in prompt.questions]
+
+
 def test_prompt_sets_are_fixed_and_larger_sets_extend_smaller_ones():
     small = eval_prompt_set("default", per_category=5)
     large = eval_prompt_set("default", per_category=30)
