@@ -120,3 +120,18 @@ def test_the_powered_caption_study_is_the_findings_setting_on_fresh_seeds():
     pilot_and_tuning = {run.seed for run in expand_grid(findings)} | {100, 101}
     assert seeds.isdisjoint(pilot_and_tuning)
     assert captions.base == findings.base  # nothing but the arms and the seeds differs
+
+
+def test_the_long_layout_study_pairs_the_findings_layouts_at_matched_compute_on_untuned_seeds():
+    findings, layout = load_spec("findings"), load_spec("findings-layout")
+    runs = expand_grid(layout)
+    assert len(runs) == 6 and layout.factors == ["layout"]
+    assert {run.backbone for run in runs} == {"sd2-c6", "sdxl-c8-td1_1"}
+    assert {run.seed for run in runs} == {0, 1, 2}  # tuning used 100
+    # The same world, data, text encoder and evaluation as the findings study; five times its images.
+    assert layout.base["data"] == findings.base["data"] and layout.base["text"] == findings.base["text"]
+    drop_every = lambda section: {k: v for k, v in section.items() if k != "every_steps"}  # noqa: E731
+    assert drop_every(layout.base["eval"]) == drop_every(findings.base["eval"])
+    budget, recipe = layout.base["budget"], layout.base["recipe"]
+    reference = findings.base["budget"]["total_steps"] * findings.base["recipe"]["global_batch"]
+    assert budget["total_steps"] * recipe["global_batch"] == 5 * reference
