@@ -4,7 +4,9 @@ safetensors 0.8 writes through a temporary file created with mode 0600 and renam
 `.safetensors` file (`save_file`, and diffusers', transformers' and accelerate's `save_pretrained`/`save_state`,
 which call it) is readable by its owner only (safetensors/safetensors#782, fix proposed in #789): a prepared data
 set or an exported pipeline that a lab shares fails to load for everyone else. `restore_umask_mode` puts back the
-mode an ordinary `open()` would have given; call it on what was just written, before renaming it into place.
+mode an ordinary `open()` would have given; call it on what was just written, before renaming it into place. Its
+callers are every writer of weights: `Backbone.save_pretrained`, the text encoders' `save`, training checkpoints,
+prepared shards and exported pipelines.
 """
 
 from __future__ import annotations

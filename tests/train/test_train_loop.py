@@ -2,6 +2,7 @@
 
 import json
 import signal
+import stat
 import subprocess
 import time
 
@@ -9,6 +10,7 @@ import pytest
 import torch
 
 from t2iscale.errors import UserError
+from t2iscale.file_modes import umask
 from t2iscale.train.config import validate_config
 from t2iscale.train.jsonl import read_jsonl
 from t2iscale.train.loop import TrainingDiverged, train
@@ -40,6 +42,16 @@ def test_tiny_run_logs_every_field_and_saves_diffusers_weights(tmp_path):
     unet = UNet2DConditionModel.from_pretrained(tmp_path / "run" / "final" / "backbone")
     assert unet.config.block_out_channels[0] == 8
     assert (tmp_path / "run" / "final" / "ema" / "backbone").is_dir()
+
+    # Weights and checkpoints are as readable as any file the user writes (safetensors 0.8 alone gives 0600).
+    written = [
+        p
+        for folder in ("final", "checkpoints")
+        for p in (tmp_path / "run" / folder).rglob("*")
+        if p.is_file()
+    ]
+    assert any(p.suffix == ".safetensors" for p in written)
+    assert {stat.S_IMODE(p.stat().st_mode) for p in written} == {0o666 & ~umask()}
 
     # Running the same finished run again does no work and logs nothing twice.
     again = train(config, progress=False)

@@ -16,6 +16,7 @@ from tokenizers import Tokenizer
 from torch import nn
 
 from t2iscale.errors import UserError
+from t2iscale.file_modes import restore_umask_mode
 from t2iscale.text.base import MANIFEST_NAME, TextEncoder, write_manifest
 from t2iscale.text.word_tokenizer import (
     build_word_tokenizer,
@@ -111,6 +112,7 @@ class LearnedTextEncoder(TextEncoder):
         state = {name: tensor.detach().cpu().contiguous() for name, tensor in self.state_dict().items()}
         save_file(state, str(directory / WEIGHTS_FILE))
         write_manifest(directory, self.kind, self.options())
+        restore_umask_mode(directory)  # safetensors 0.8 writes 0600 (t2iscale.file_modes)
 
     @classmethod
     def load(cls, directory: str | Path) -> LearnedTextEncoder:

@@ -31,6 +31,7 @@ from pathlib import Path
 import torch
 
 from t2iscale.errors import UserError
+from t2iscale.file_modes import restore_umask_mode
 from t2iscale.text.base import TextEncoder, write_manifest
 
 MODEL_FAMILIES = {"clip_text_model": "clip", "clip": "clip", "t5": "t5"}
@@ -217,3 +218,4 @@ class PretrainedTextEncoder(TextEncoder):
         self.model.save_pretrained(directory)
         self.tokenizer.save_pretrained(directory)
         write_manifest(directory, self.kind, self.options())
+        restore_umask_mode(directory)  # safetensors 0.8 writes 0600 (t2iscale.file_modes)

@@ -24,6 +24,7 @@ import re
 import shutil
 from pathlib import Path
 
+from t2iscale.file_modes import restore_umask_mode
 from t2iscale.train.run_dir import write_json_atomic
 
 STEP_DIR = re.compile(r"^step_(\d{6,})$")
@@ -116,6 +117,7 @@ def save_checkpoint(accelerator, root: Path, step: int, trainer_state: dict, kee
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
         (tmp / STATE_FILE).write_text(json.dumps(trainer_state, indent=2))
+        restore_umask_mode(tmp)  # accelerate's save_state writes model.safetensors 0600 (t2iscale.file_modes)
         shutil.rmtree(final, ignore_errors=True)
         tmp.rename(final)  # the commit point
         prune(root, keep)

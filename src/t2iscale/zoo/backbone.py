@@ -35,6 +35,7 @@ from diffusers.models.attention_processor import AttnAddedKVProcessor2_0
 from torch import nn
 
 from t2iscale.errors import UserError
+from t2iscale.file_modes import restore_umask_mode
 from t2iscale.zoo.names import resolve
 from t2iscale.zoo.setting import PAPER_SETTING, Setting
 
@@ -66,6 +67,7 @@ class Backbone(nn.Module):
         self.model.save_pretrained(directory)
         metadata = {"name": self.name, "family": self.family, "setting": self.setting.to_dict()}
         (directory / METADATA_FILE).write_text(json.dumps(metadata, indent=2) + "\n")
+        restore_umask_mode(directory)  # safetensors 0.8 writes its weights 0600 (t2iscale.file_modes)
 
     def extra_repr(self) -> str:
         return f"name={self.name!r}, family={self.family!r}, setting={self.setting}"
