@@ -17,4 +17,5 @@ def test_a_verdict_the_exact_test_over_runs_cannot_reach_carries_a_caution():
     assert "caution (step): the exact test over runs cannot go below p = 0.33 with this many runs" in text
     assert "exact, over the 6 assignments of 4 runs to the two arms (smallest attainable p 0.333)" in text
     assert "df step " in text and "t intervals over training seeds and prompts" in text
+    assert text.splitlines()[0].count(", 2 training seeds)") == 2  # a count of seeds, not a seed's number
     assert "not comparable: no common params" not in text  # one N each, and equal: comparable

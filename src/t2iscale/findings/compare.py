@@ -132,12 +132,16 @@ def render_text(study: StudyConfigurations, factor: str, results: list[PairResul
     return "\n".join(lines)
 
 
+def _arm_seeds(arm) -> str:
+    """How many training seeds each configuration of the arm has: '1 training seed', '3/3 training seeds'."""
+    counts = "/".join(str(c.n_seeds) for c in arm.configurations)
+    return f"{counts} training seed{'' if counts == '1' else 's'}"
+
+
 def _pair_lines(result: PairResult, level: float) -> list[str]:
-    seeds_a = "/".join(str(c.n_seeds) for c in result.arm_a.configurations)
-    seeds_b = "/".join(str(c.n_seeds) for c in result.arm_b.configurations)
     lines = [
-        f"A = {result.arm_a.name} ({_arm_size(result.arm_a)}, seeds {seeds_a})   "
-        f"B = {result.arm_b.name} ({_arm_size(result.arm_b)}, seeds {seeds_b})",
+        f"A = {result.arm_a.name} ({_arm_size(result.arm_a)}, {_arm_seeds(result.arm_a)})   "
+        f"B = {result.arm_b.name} ({_arm_size(result.arm_b)}, {_arm_seeds(result.arm_b)})",
         f"  {'matched':<10} {'at':>9}  {'A':<21} {'B':<21} {'A − B':<24} {'p (t)':>7} {'p (perm.)':>9}  verdict",
     ]
     for c in result.comparisons:
