@@ -57,14 +57,16 @@ def test_demo_trains_the_ladder_fits_reports_and_resumes(tmp_path, capsys):
     assert -1.0 <= summary["spearman_params_tifa"] <= 1.0
     assert set(summary["fits"]) == {"compute", "params"}
     bars = summary["bars"]
-    assert set(bars) == {"spearman_p", "largest_above_smallest", "largest_margin_over_chance"}
+    assert set(bars) == {"spearman_p", "largest_above_smallest", "largest_margin_over_chance", "elapsed"}
     assert all(set(bar) == {"label", "value", "bar", "ok"} for bar in bars.values())
     assert bars["spearman_p"]["ok"] == (bars["spearman_p"]["value"] < 0.05)
     effect = summary["largest_vs_smallest"]["effect"]
     assert bars["largest_above_smallest"]["value"] == effect["lo"]
     assert bars["largest_above_smallest"]["ok"] == (effect["lo"] > 0)
     assert summary["command"].startswith("t2iscale demo")
-    assert summary["elapsed_s"] > 0
+    assert 0 < summary["elapsed_s"] <= summary["elapsed_with_report_s"]  # to the summary; with the report
+    assert bars["elapsed"]["value"] == summary["elapsed_with_report_s"] and bars["elapsed"]["bar"] == 600
+    assert bars["elapsed"]["ok"] == (summary["elapsed_with_report_s"] <= 600)
     assert (out / "report" / "report.html").is_file()
 
     # Every run was trained by exactly one worker, once: each step logged once.

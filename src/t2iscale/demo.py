@@ -186,9 +186,21 @@ def summarize(out: Path, elapsed_s: float, factors: list[str], command: str = "t
                 "bar": MIN_MARGIN_OVER_CHANCE,
                 "ok": margin >= MIN_MARGIN_OVER_CHANCE,
             },
+            # Judged here on the time to the summary (what the report, built next, can show); `run_demo`
+            # re-judges it on the time with the report once that is built (elapsed_with_report_s).
+            "elapsed": _elapsed_bar(elapsed_s, "summary"),
         },
         "command": command,
-        "elapsed_s": elapsed_s,
+        "elapsed_s": elapsed_s,  # start to summary
+    }
+
+
+def _elapsed_bar(seconds: float, span: str) -> dict:
+    return {
+        "label": f"seconds from start to {span} on 2 CPU cores, at most",
+        "value": seconds,
+        "bar": MAX_ELAPSED_S,
+        "ok": seconds <= MAX_ELAPSED_S,
     }
 
 
@@ -272,7 +284,7 @@ def print_summary(summary: dict, report: Path) -> None:
         f"  {_verdict(bars['largest_margin_over_chance']['ok'])}  largest model {bars['largest_margin_over_chance']['value']:+.3f} "
         f"over chance (bar: at least +{MIN_MARGIN_OVER_CHANCE})"
     )
-    elapsed = summary["elapsed_s"]
+    elapsed = summary.get("elapsed_with_report_s", summary["elapsed_s"])
     print(
         f"  {_verdict(elapsed <= MAX_ELAPSED_S)}  elapsed {elapsed:.0f} s, training, evaluation and report "
         f"(bar: at most {MAX_ELAPSED_S:.0f} s on 2 CPU cores; a rerun that resumes counts only its own time)"
@@ -285,7 +297,7 @@ def print_summary(summary: dict, report: Path) -> None:
         print(
             f"fit vs {axis}: {fit['law']}, b in [{b['lo']:.3g}, {b['hi']:.3g}] (95%, {fit['n_runs']} models)"
         )
-    print(f"elapsed {summary['elapsed_s']:.0f} s; summary: {summary['study']}/summary.json; report: {report}")
+    print(f"elapsed {elapsed:.0f} s; summary: {summary['study']}/summary.json; report: {report}")
 
 
 def run_demo(
@@ -304,7 +316,8 @@ def run_demo(
     summary = summarize(out, time.perf_counter() - start, factors, command)
     (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     report = build_report(out, metric=METRIC, progress=progress)
-    summary["elapsed_s"] = time.perf_counter() - start
+    summary["elapsed_with_report_s"] = time.perf_counter() - start
+    summary["bars"]["elapsed"] = _elapsed_bar(summary["elapsed_with_report_s"], "report")
     (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     print_summary(summary, report)
     return summary
