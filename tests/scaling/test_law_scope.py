@@ -118,3 +118,5 @@ def test_a_single_grid_study_keeps_every_configuration():
     assert isinstance(scope, LawScope)
     assert len(scope.configurations) == 4 and scope.fixed == {} and scope.text() is None
     assert study_law(study, "compute", "tifa").scope is None
+    with pytest.raises(UserError, match=r"where caption_policy = alt: caption_policy is mix in every run"):
+        law_scope(study, "compute", {"caption_policy": "alt"})  # not "the study's groups: none"

@@ -19,7 +19,7 @@ def register(subparsers):
         "--n", type=int, default=50, help="ground-truth images per category (noise: 6x as many)"
     )
     parser.add_argument(
-        "--world", default="tiny", help="world preset (tiny, default) or a world config .json"
+        "--world", default="tiny", help="world preset (tiny, default, findings) or a world config .json"
     )
     parser.add_argument(
         "--resolutions",

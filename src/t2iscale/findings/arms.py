@@ -309,10 +309,11 @@ def law_scope(study: StudyConfigurations, axis: str, where: dict[str, str] | Non
     candidates = {values: members for values, members in groups.items() if matches(values)}
     if not candidates:
         asked = ", ".join(f"{a} = {v}" for a, v in where.items())
-        have = (
-            "; ".join(", ".join(f"{a} = {v}" for a, v in zip(fixed_axes, values)) for values in groups)
-            or "none"
-        )
+        if not fixed_axes:  # one group: only the law's own axis varies
+            values = {a: sorted({str(getattr(r, a)) for r in all_records}) for a in where}
+            held = "; ".join(f"{a} is {', '.join(v)} in every run" for a, v in values.items())
+            raise UserError(f"no evaluated configurations where {asked}: {held} (nothing else to select)")
+        have = "; ".join(", ".join(f"{a} = {v}" for a, v in zip(fixed_axes, values)) for values in groups)
         raise UserError(f"no evaluated configurations where {asked} (the study's groups: {have})")
     chosen = max(candidates, key=lambda values: len(candidates[values]))  # max keeps the first of a tie
     inside = {c.key for c in candidates[chosen]}

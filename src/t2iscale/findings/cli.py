@@ -38,7 +38,7 @@ training compute and at matched parameters (reading an arm between its evaluatio
 ladder, by interpolating in log X; never extrapolating), paired by prompt and eval seed. Each difference has a
 95% interval over prompts and training seeds, a p-value, an exact permutation p where the design has one, a
 verdict ("A > B", "B > A" or "not separable at this budget") and, where the paper states a direction, that
-direction (F1 layout Sec. 4.1, F2 TD vs C Sec. 4.2, F3 captions Table 4, F4 data Sec. 5).
+direction (F1 layout Sec. 4.1, F2 TD vs C Sec. 4.2, F3 captions Table 4, F4 data Sec. 5-6).
 
 Factors: backbone, dataset_size, caption_policy (grid axes); layout (SD2 vs SDXL vs IF layouts, each a ladder of
 its backbones); scaling (an SDXL channel ladder C against a transformer-depth ladder TD through one reference).
@@ -340,7 +340,7 @@ def _run_correlate(args) -> int:
     for c, curve, estimate in zip(configurations, curves, finals):
         value = _interval_text(estimate) if estimate is not None else f"{curve.final_value:.4f} (no interval)"
         print(f"  {c.label:<28} {c.params or 0:>12,} {curve.gmacs or 0:>10.4g} {c.n_seeds:>5}  {value}")
-    print("vs size (Pearson on log size):")
+    print("vs size (Spearman; Pearson on log size):")
     for r in results:
         print(
             f"  {r.predictor:<7} {r.method:<9} r = {r.coefficient:+.4f}   p = {r.p_value:.3g}   ({r.p_method})"

@@ -29,7 +29,7 @@ def register(subparsers) -> None:
         "--out",
         metavar="FILE",
         default=None,
-        help="the HTML file to write, its PNGs beside it; None: <study>/report/report.html",
+        help="the HTML file to write (default: <study>/report/report.html); its SVG figures and sample PNGs go beside it",
     )
     parser.add_argument("--metric", default="tifa", help="the metric of the plots and fits")
     parser.add_argument(

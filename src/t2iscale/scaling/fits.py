@@ -102,7 +102,7 @@ class _Covariance:
     def method(self) -> str:
         if self.clustered:
             return "t interval, cluster-robust CR2 covariance (a cluster per run or configuration), Bell–McCaffrey df"
-        return "t interval, least-squares covariance (one point per run), n − k df"
+        return "t interval, least-squares covariance (one point per run or configuration), n − k df"
 
     def se_df(self, contrast: np.ndarray) -> tuple[float, float]:
         """Standard error of contrast·θ and the degrees of freedom of its t quantile."""
