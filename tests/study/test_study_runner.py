@@ -220,6 +220,9 @@ def test_reading_a_folder_that_is_not_a_study_names_it(tmp_path):
         with pytest.raises(UserError, match=f"{tmp_path} is not a study folder"):
             read(tmp_path)
     assert main(["study", "status", str(tmp_path / "nowhere")]) == 1
+    (tmp_path / "study.sqlite").write_bytes(b"")  # the database itself given for its folder
+    with pytest.raises(UserError, match="is the study's database; pass the folder that holds it"):
+        load_runs(tmp_path / "study.sqlite")
 
 
 def test_importing_results_is_idempotent_and_a_non_finite_value_is_no_point(tmp_path):

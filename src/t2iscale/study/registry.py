@@ -103,6 +103,8 @@ def db_path(study_dir: str | Path) -> Path:
 def require_study(study_dir: str | Path) -> Path:
     """The database of an existing study, or a UserError naming the folder."""
     path = db_path(study_dir)
+    if Path(study_dir).is_file() and Path(study_dir).name == DB_FILE:
+        raise UserError(f"{study_dir} is the study's database; pass the folder that holds it")
     if not path.is_file():
         raise UserError(f"{study_dir} is not a study folder (no {DB_FILE}; `t2iscale study run` creates one)")
     return path
