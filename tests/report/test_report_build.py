@@ -91,6 +91,7 @@ def test_headline_states_the_question(headline):
     )
     assert "Study report-tiny: 2 runs (2 finished); 2 evaluated on tifa." in headline
     assert "use 2 configurations evaluated on tifa, seeds per configuration: 1" in headline
+    assert "varies several grid axes" not in headline  # backbones alone: no law is fitted on part of them
 
 
 def test_headline_gives_the_laws_or_why_not(headline):
