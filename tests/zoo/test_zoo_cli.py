@@ -6,6 +6,7 @@ import pytest
 
 from t2iscale.cli import main
 from t2iscale.zoo import account, list_names
+from t2iscale.zoo.setting import Setting
 
 
 def run(capsys, *argv):
@@ -26,6 +27,15 @@ def test_table_lists_every_named_entry_in_the_paper_setting(capsys):
     assert rows["sdxl"][1:] == ["sdxl", f"{sdxl.params:,}", f"{sdxl.gmacs:.2f}", f"{sdxl.gmacs_attn:.2f}",
                                 f"{sdxl.fwd_gflops:.2f}"]  # fmt: skip
     assert "sdxl-release*" in out  # a release with its own context width is marked
+
+
+def test_a_tiny_backbones_compute_keeps_its_digits(capsys):
+    # The demo's smallest UNet at 16 px: 0.002 GMACs, not "0.00".
+    code, out, _ = run(capsys, "--filter", "none", "sdxl-c3-td1_1", "--resolution", "16", "--latent-factor", "1",
+                       "--in-channels", "3", "--text-dim", "64", "--text-len", "24")  # fmt: skip
+    tiny = account("sdxl-c3-td1_1", Setting(16, 1, 3, 64, 24))
+    row = next(line.split() for line in out.splitlines() if line.startswith("sdxl-c3-td1_1"))
+    assert code == 0 and row[3] == f"{tiny.gmacs:.4g}" and 0.001 < tiny.gmacs < 0.01
 
 
 def test_json_with_setting_filter_and_extra_names(capsys):

@@ -121,6 +121,12 @@ def _describe(setting: Setting) -> str:
     )
 
 
+def compute_text(value: float) -> str:
+    """GMACs / GFLOPs: two decimals at the paper's scale; four significant digits below 1 (a shapes-world UNet at
+    16 px has 0.002 GMACs, which two decimals would show as 0.00)."""
+    return f"{value:.2f}" if abs(value) >= 1 or value == 0 else f"{value:.4g}"
+
+
 def _table_text(rows, setting: Setting) -> str:
     header = ("name", "family", "params", "GMACs", "attn GMACs", "fwd GFLOPs")
     # A released config fixes its own context width / input channels (`ZooEntry.fixed_setting`): mark it.
@@ -129,9 +135,9 @@ def _table_text(rows, setting: Setting) -> str:
             row.name + ("*" if row.setting != setting else ""),
             row.family,
             f"{row.params:,}",
-            f"{row.gmacs:.2f}",
-            f"{row.gmacs_attn:.2f}",
-            f"{row.fwd_gflops:.2f}",
+            compute_text(row.gmacs),
+            compute_text(row.gmacs_attn),
+            compute_text(row.fwd_gflops),
         )
         for row in rows
     ]
@@ -167,7 +173,7 @@ def _compare_text(base, other) -> str:
         lines.append(f"B's setting differs: {_describe(other.setting)}")
     rows = [("metric", "A", "B", "B/A", "change")]
     for label, values in comparison["metrics"].items():
-        as_text = (lambda v: f"{v:,}") if label == "params" else (lambda v: f"{v:.2f}")
+        as_text = (lambda v: f"{v:,}") if label == "params" else compute_text
         rows.append(
             (
                 label,
