@@ -120,3 +120,12 @@ def test_a_single_grid_study_keeps_every_configuration():
     assert study_law(study, "compute", "tifa").scope is None
     with pytest.raises(UserError, match=r"where caption_policy = alt: caption_policy is mix in every run"):
         law_scope(study, "compute", {"caption_policy": "alt"})  # not "the study's groups: none"
+
+
+def test_a_law_over_an_axis_the_study_does_not_vary_is_not_scoped():
+    # Backbones and captions vary, the dataset size does not: the data law has no arms to keep apart (and no
+    # law), so it is not grouped by backbone; the compute law still keeps one caption policy.
+    study = make_study([*[(b, 60_000, "mix") for b in PARAMS], ("b2", 60_000, "alt")])
+    data = law_scope(study, "data")
+    assert data.fixed == {} and len(data.configurations) == 5 and data.text() is None
+    assert law_scope(study, "compute").fixed == {"caption_policy": "mix"}

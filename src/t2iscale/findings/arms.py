@@ -289,14 +289,22 @@ def law_scope(study: StudyConfigurations, axis: str, where: dict[str, str] | Non
     Configurations are grouped by the other varying grid axes (for N and C: dataset size and caption policy; for
     D: backbone and caption policy); the law takes the group with the most configurations (ties: the first in
     grid order), or the one `where` names ({"caption_policy": "mix"}, values compared as text). A study with one
-    grid, whose other axes do not vary, keeps every configuration. UserError when `where` matches no group or
+    grid, whose other axes do not vary, keeps every configuration, as does a params or data law whose own axis
+    the study does not vary. UserError when `where` matches no group or
     names the law's own axis."""
     factor = LAW_FACTOR[axis]
     where = dict(where or {})
     if factor in where:
         raise UserError(f"--where {factor}=...: {factor} is what the {axis} law varies; fix another axis")
     all_records = [record for records in study.records.values() for record in records]
-    fixed_axes = [a for a in varying_axes(all_records) if a in CONFIGURATION_AXES and a != factor]
+    varying = varying_axes(all_records)
+    # A law of final values over an axis the study does not vary has nothing to keep apart (and no law): it is
+    # not scoped. The compute law still is, as C also moves along training within each configuration.
+    fixed_axes = (
+        []
+        if axis != "compute" and factor not in varying
+        else [a for a in varying if a in CONFIGURATION_AXES and a != factor]
+    )
     groups: dict[tuple, list[Configuration]] = {}
     for configuration in study.configurations:
         record = study.record(configuration.key)

@@ -41,9 +41,7 @@ def question(analyses: Analyses) -> str:
 
 def study_line(analyses: Analyses) -> str:
     data = analyses.data
-    # A law over an axis the study does not vary (one dataset size) is not shown, so its scope says nothing.
-    shown = {axis: law for axis, law in analyses.laws.items() if axis != "data" or analyses.varies_data}
-    scoped = any(law.scope for law in shown.values())
+    scoped = any(law.scope for law in analyses.laws.values())
     statuses = ", ".join(f"{n} {status}" for status, n in sorted(data.status_counts().items()))
     setting = ""
     if analyses.shapes is not None:
