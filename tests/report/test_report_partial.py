@@ -55,6 +55,19 @@ def test_missing_study_folder_and_bad_output_name(tiny_study, tmp_path):
         build_report(tiny_study, out=tmp_path / "report.pdf", progress=False)
 
 
+def test_an_output_folder_that_cannot_be_written_is_named_before_the_study_is_read(tiny_study, monkeypatch):
+    # As on a colleague's study that is read-only to this user (CI runs as root, where modes do not stop writes).
+    monkeypatch.setattr("t2iscale.report.build.os.access", lambda path, mode: False)
+    monkeypatch.setattr(
+        "t2iscale.report.build.collect_study",
+        lambda *args: pytest.fail("the study was read before the check"),
+    )
+    with pytest.raises(
+        UserError, match=f"cannot write the report into {tiny_study / 'report'}: permission denied"
+    ):
+        build_report(tiny_study, progress=False)
+
+
 def test_run_without_sample_images_is_noted_not_fatal(tiny_study, tmp_path):
     study = copy_study(tiny_study, tmp_path / "study")
     small = run_ids(study)["small"]

@@ -11,11 +11,15 @@ Several runners (processes, Slurm jobs) share it. A run is claimed in a `BEGIN I
 runners can never both see it free; the connection waits (busy timeout) instead of failing while another holds
 the write lock. WAL mode lets readers (`t2iscale study status`) read while a runner writes; a study whose runs are
 Slurm jobs on other nodes uses the rollback journal instead, because WAL needs shared memory on one host.
+
+A study folder the user cannot write to (a colleague's, a shared archive) is opened read-only: `compare`, `fit`,
+`report --out` elsewhere and `study status` read it; anything that would write says so, naming the folder.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import time
 from collections.abc import Iterator
@@ -110,9 +114,46 @@ def require_study(study_dir: str | Path) -> Path:
     return path
 
 
-def _connect(path: Path) -> sqlite3.Connection:
+def _writable(path: Path) -> bool:
+    """Whether this user may write `path` (the database, or a folder) and create files beside it."""
+    if path.is_dir():
+        return os.access(path, os.W_OK | os.X_OK)
+    return os.access(path, os.W_OK) and os.access(path.parent, os.W_OK | os.X_OK)
+
+
+def _open(target: str | Path, uri: bool = False) -> sqlite3.Connection:
     # isolation_level=None: no implicit transactions; every write below states its own BEGIN IMMEDIATE.
-    connection = sqlite3.connect(path, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False)
+    return sqlite3.connect(
+        target, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False, uri=uri
+    )
+
+
+def _open_read_only(path: Path) -> sqlite3.Connection:
+    """A connection that never writes, for a database this user cannot write to.
+
+    SQLite reads a WAL database read-only when its shared-memory file (-shm) exists or can be made (a runner has
+    the study open). When neither holds, the last writer to close has moved every transaction into the database
+    file and removed the log, so the file alone is the whole study and is read as immutable; a log with content
+    but no way to read it is an error rather than a silently older study.
+    """
+    uri = path.resolve().as_uri()
+    try:
+        connection = _open(f"{uri}?mode=ro", uri=True)
+        connection.execute("SELECT count(*) FROM sqlite_master").fetchone()  # opening is lazy: read once
+        return connection
+    except sqlite3.OperationalError:
+        wal = path.with_name(path.name + "-wal")
+        if wal.exists() and wal.stat().st_size:
+            raise UserError(
+                f"{path.parent} is read-only to you and its write-ahead log {wal.name} holds writes not yet in "
+                f"{path.name}; its owner can fold them in with `t2iscale study status {path.parent}`, "
+                "or copy the folder somewhere you can write"
+            ) from None
+        return _open(f"{uri}?immutable=1", uri=True)
+
+
+def _connect(path: Path, read_only: bool = False) -> sqlite3.Connection:
+    connection = _open_read_only(path) if read_only else _open(path)
     connection.row_factory = sqlite3.Row
     connection.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
     return connection
@@ -122,12 +163,21 @@ class StudyRegistry:
     def __init__(self, study_dir: str | Path, create: bool = False, shared_filesystem: bool = False):
         self.study_dir = Path(study_dir)
         if create:
-            self.study_dir.mkdir(parents=True, exist_ok=True)
+            try:
+                self.study_dir.mkdir(parents=True, exist_ok=True)
+            except PermissionError:
+                raise UserError(
+                    f"cannot create the study folder {self.study_dir}: permission denied"
+                ) from None
             path = db_path(self.study_dir)
+            if not _writable(path if path.exists() else self.study_dir):
+                raise UserError(f"{self.study_dir} is read-only to you; a study run needs to write it")
         else:
             path = require_study(self.study_dir)
         self.path = path
-        self.connection = _connect(path)
+        # Only an existing study can be read-only; creating one needs the folder writable anyway.
+        self.read_only = not create and not _writable(path)
+        self.connection = _connect(path, self.read_only)
         if create:
             self.set_journal_mode(shared_filesystem)
             # One statement at a time inside our transaction (executescript would commit on its own).
@@ -170,6 +220,11 @@ class StudyRegistry:
         # process opening the same study may have added the columns in between.
         if not self._missing_columns(self.connection):
             return
+        if self.read_only:
+            raise UserError(
+                f"{self.study_dir} was made by an older t2iscale and is read-only to you; opening it once with "
+                "write access (e.g. `t2iscale study status`) brings its database up to date"
+            )
         with self.transaction() as db:
             for table, name, kind in self._missing_columns(db):
                 db.execute(f"ALTER TABLE {table} ADD COLUMN {name} {kind}")
@@ -183,9 +238,17 @@ class StudyRegistry:
             except sqlite3.OperationalError:  # another runner is setting it up at the same moment
                 time.sleep(0.1)
 
+    def _require_writable(self) -> None:
+        if self.read_only:
+            raise UserError(
+                f"{self.study_dir} is read-only to you: reading it works (compare, fit, report --out elsewhere, "
+                "study status), changing it does not"
+            )
+
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
         """A write transaction that takes the write lock up front, so check-then-set is atomic."""
+        self._require_writable()
         connection = self.connection
         connection.execute("BEGIN IMMEDIATE")
         try:
@@ -320,6 +383,7 @@ class StudyRegistry:
             return Claim(True, reason)
 
     def heartbeat(self, run_id: str, owner: str) -> bool:
+        self._require_writable()
         cursor = self.connection.execute(
             "UPDATE runs SET heartbeat_at = ? WHERE run_id = ? AND owner = ? AND status = 'running'",
             (time.time(), run_id, owner),
