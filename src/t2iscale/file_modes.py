@@ -1,4 +1,5 @@
-"""Files the toolkit writes get the mode the user's umask gives any new file (0644 under umask 022).
+"""File permissions: what the toolkit writes gets the mode the user's umask gives any new file (0644 under umask
+022), and an output the user may not write is named before any work is done.
 
 safetensors 0.8 writes through a temporary file created with mode 0600 and renames it into place, so every
 `.safetensors` file (`save_file`, and diffusers', transformers' and accelerate's `save_pretrained`/`save_state`,
@@ -37,3 +38,33 @@ def restore_umask_mode(*paths: str | Path) -> None:
         for file in files:
             if stat.S_IMODE(file.stat().st_mode) != mode:
                 file.chmod(mode)
+
+
+def _can_write(path: Path) -> bool:
+    return os.access(path, os.W_OK)
+
+
+def require_writable_file(path: str | Path, what: str, option: str) -> None:
+    """Raise a UserError now if the file `path` (made later, with its folders) could not be written by this user.
+
+    For outputs written after long work (a report, an audit): a study folder that is read-only to this user (a
+    colleague's) would otherwise fail with a raw PermissionError at the end. `what` names the output, `option` the
+    flag that moves it ("--out").
+    """
+    from t2iscale.errors import UserError
+
+    path = Path(path)
+    try:
+        if path.exists():
+            ok = _can_write(path)
+        else:
+            existing = path.parent
+            while not existing.exists() and existing != existing.parent:
+                existing = (
+                    existing.parent
+                )  # the folders are made later; the nearest existing one must take them
+            ok = existing.is_dir() and _can_write(existing) and os.access(existing, os.X_OK)
+    except PermissionError:  # a folder on the way may not even be looked into
+        ok = False
+    if not ok:
+        raise UserError(f"cannot write {what} {path}: permission denied; give {option} a path you can write")

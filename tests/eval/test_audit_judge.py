@@ -197,3 +197,18 @@ def test_audit_judge_usage_errors_name_what_is_missing(tmp_path, capsys):
     assert "--vqa-model" in capsys.readouterr().err
     assert main(["eval", "audit-judge", "--judge", "oracle"]) == 1
     assert "--out FILE" in capsys.readouterr().err
+
+
+def test_an_audit_that_could_not_be_written_is_refused_before_the_judge_runs(audited, monkeypatch, capsys):
+    # As on a colleague's study that is read-only to this user (CI runs as root, where modes do not stop writes).
+    study, _, _ = audited
+    monkeypatch.setattr("t2iscale.file_modes._can_write", lambda path: False)
+    monkeypatch.setattr(
+        "t2iscale.findings.judge_audit.audit_judge",
+        lambda *args, **kwargs: pytest.fail("the judge ran first"),
+    )
+    assert main(["eval", "audit-judge", "--study", str(study), "--judge", "oracle"]) == 1
+    assert (
+        f"cannot write the audit {study / 'audit' / 'judge_audit.json'}: permission denied"
+        in capsys.readouterr().err
+    )

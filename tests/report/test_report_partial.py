@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from report_html_check import check_local_images, page_text, parse_page
 from report_study import add_pending_run, copy_study, mark_failed, register_only, run_ids
@@ -55,17 +57,22 @@ def test_missing_study_folder_and_bad_output_name(tiny_study, tmp_path):
         build_report(tiny_study, out=tmp_path / "report.pdf", progress=False)
 
 
-def test_an_output_folder_that_cannot_be_written_is_named_before_the_study_is_read(tiny_study, monkeypatch):
+def test_a_report_that_could_not_be_written_is_refused_before_the_study_is_read(
+    tiny_study, tmp_path, monkeypatch
+):
     # As on a colleague's study that is read-only to this user (CI runs as root, where modes do not stop writes).
-    monkeypatch.setattr("t2iscale.report.build.os.access", lambda path, mode: False)
+    monkeypatch.setattr("t2iscale.file_modes._can_write", lambda path: False)
     monkeypatch.setattr(
         "t2iscale.report.build.collect_study",
         lambda *args: pytest.fail("the study was read before the check"),
     )
-    with pytest.raises(
-        UserError, match=f"cannot write the report into {tiny_study / 'report'}: permission denied"
-    ):
+    default = tiny_study / "report" / "report.html"
+    with pytest.raises(UserError, match=re.escape(f"cannot write the report {default}: permission denied")):
         build_report(tiny_study, progress=False)
+    existing = tmp_path / "theirs.html"  # a file in a writable folder may still not be ours to overwrite
+    existing.write_text("")
+    with pytest.raises(UserError, match=re.escape(f"cannot write the report {existing}: permission denied")):
+        build_report(tiny_study, out=existing, progress=False)
 
 
 def test_run_without_sample_images_is_noted_not_fatal(tiny_study, tmp_path):

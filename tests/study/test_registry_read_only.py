@@ -1,14 +1,19 @@
-"""A study folder the user cannot write to is read, not written: readers work, writers get a one-line error.
+"""A study folder the user cannot write to is read from a snapshot, never written: readers work, writers get a
+one-line error naming it.
 
 This suite runs as root on CI, where file modes do not stop writes, so the user's lack of write access is
-simulated by `_writable`; checked by hand as an unprivileged user on a chmod a-w copy of a demo study (compare, fit,
-study status, report --out elsewhere read it; report into it, study run and demo into it say why they cannot).
+simulated by `_writable`; what is asserted (the study's files untouched, the snapshot's content) holds either way.
+Checked by hand as an unprivileged user on a `chmod a-w` copy of a demo study: compare, fit, correlate, predict,
+study status and report --out elsewhere read it; report into it, study run, study sync and demo into it refuse.
 """
 
+import re
 import sqlite3
+from contextlib import closing
 
 import pytest
 from study_fixtures import tiny_spec
+from test_registry_samples import old_study
 
 from t2iscale.errors import UserError
 from t2iscale.study import registry as registry_module
@@ -29,47 +34,62 @@ def not_writable(monkeypatch):
     monkeypatch.setattr(registry_module, "_writable", lambda path: False)
 
 
-def test_a_read_only_study_reads_and_refuses_writes_naming_the_folder(study, not_writable):
+def folder_state(folder):
+    return {path.name: path.read_bytes() for path in sorted(folder.iterdir()) if path.is_file()}
+
+
+def test_a_read_only_study_is_read_from_a_snapshot_and_refuses_changes(study, not_writable):
+    before = folder_state(study)
     with StudyRegistry(study) as registry:
         assert registry.read_only
         assert sorted(row["backbone"] for row in registry.runs()) == ["sdxl-c4-td1_1", "sdxl-c8-td1_1"]
         run_id = registry.runs()[0]["run_id"]
-        with pytest.raises(UserError, match=f"{study} is read-only to you"):
+        refusal = re.escape(f"{study} is read-only to you")
+        with pytest.raises(UserError, match=refusal):
             registry.claim(run_id, owner="me", stale_after_s=60)
-        with pytest.raises(UserError, match="read-only"):
+        with pytest.raises(UserError, match=refusal):
             registry.heartbeat(run_id, owner="me")
-        # The connection itself cannot write either: the refusal is not only the registry's own check.
-        with pytest.raises(sqlite3.OperationalError, match="readonly"):
-            registry.connection.execute("UPDATE runs SET status = 'failed'")
-    with sqlite3.connect(db_path(study)) as db:
-        assert {row[0] for row in db.execute("SELECT status FROM runs")} == {"pending"}
+        snapshot = registry._snapshot_dir
+        assert snapshot.is_dir() and snapshot != study
+    assert not snapshot.exists()  # the copy goes with the registry
+    assert folder_state(study) == before  # no -wal, no -shm, not a byte of the database changed
+
+
+def test_the_snapshot_holds_the_logs_committed_writes_and_not_an_open_transaction(study, not_writable):
+    with closing(sqlite3.connect(db_path(study), isolation_level=None)) as owner:
+        owner.execute("PRAGMA wal_autocheckpoint = 0")  # keep the commit in the log, as a busy runner may
+        owner.execute("UPDATE runs SET status = 'finished' WHERE backbone = 'sdxl-c8-td1_1'")
+        owner.execute("BEGIN IMMEDIATE")
+        owner.execute("UPDATE runs SET status = 'failed'")  # not committed while the snapshot is taken
+        assert db_path(study).with_name("study.sqlite-wal").stat().st_size > 0
+        with StudyRegistry(study) as registry:
+            statuses = {row["backbone"]: row["status"] for row in registry.runs()}
+        owner.execute("ROLLBACK")
+    assert statuses == {"sdxl-c8-td1_1": "finished", "sdxl-c4-td1_1": "pending"}
+
+
+def test_an_older_read_only_study_is_brought_up_to_date_in_its_snapshot_only(tmp_path, monkeypatch):
+    study, _ = old_study(tmp_path)
+    monkeypatch.setattr(registry_module, "_writable", lambda path: False)
+    before = folder_state(study)
+    with StudyRegistry(study) as registry:
+        (old,) = registry.evaluations()
+        assert (old["value"], old["samples"], old["n_images"]) == (0.25, None, None)
+    assert folder_state(study) == before
+
+
+def test_a_study_changing_during_every_copy_is_an_error_not_a_torn_read(study, not_writable, monkeypatch):
+    states = iter(range(1000))
+    monkeypatch.setattr(registry_module, "_file_states", lambda files: next(states))
+    with pytest.raises(
+        UserError, match=re.escape(f"{study} is read-only to you and changed during 5 attempts")
+    ):
+        StudyRegistry(study)
 
 
 def test_registering_into_a_read_only_folder_is_refused_before_anything_is_written(study, not_writable):
-    before = db_path(study).read_bytes()
-    with pytest.raises(UserError, match=f"{study} is read-only to you; a study run needs to write it"):
+    before = folder_state(study)
+    message = re.escape(f"{db_path(study)} is read-only to you and a study run writes it")
+    with pytest.raises(UserError, match=message):
         register_study(load_spec(tiny_spec(backbones=["sdxl-c6-td1_1"])), study)
-    assert db_path(study).read_bytes() == before
-
-
-def test_without_shared_memory_a_checkpointed_study_is_read_as_immutable(study, not_writable, monkeypatch):
-    # What an unprivileged reader meets when no runner has the study open: SQLite cannot open the WAL database
-    # read-only (it may not create the -shm file). Simulated here by failing the `mode=ro` open.
-    real_open = registry_module._open
-
-    def open_without_shm(target, uri=False):
-        if uri and str(target).endswith("?mode=ro"):
-            raise sqlite3.OperationalError("attempt to write a readonly database")
-        return real_open(target, uri)
-
-    monkeypatch.setattr(registry_module, "_open", open_without_shm)
-    wal = db_path(study).with_name("study.sqlite-wal")
-    assert not wal.exists() or wal.stat().st_size == 0  # the registering process folded its log in on close
-    with StudyRegistry(study) as registry:
-        assert len(registry.runs()) == 2
-
-    wal.write_bytes(b"\0" * 64)  # a log with transactions the database file does not have yet
-    with pytest.raises(
-        UserError, match=r"write-ahead log study\.sqlite-wal holds writes not yet in study\.sqlite"
-    ):
-        StudyRegistry(study)
+    assert folder_state(study) == before

@@ -58,6 +58,7 @@ def handle(args) -> int:
 
     from t2iscale.errors import UserError
     from t2iscale.eval.judges import Judges, resolve_judges
+    from t2iscale.file_modes import require_writable_file
     from t2iscale.findings.judge_audit import (
         audit_judge,
         default_audit_path,
@@ -77,6 +78,8 @@ def handle(args) -> int:
         raise UserError("--vqa-model is for --judge blip; --judge oracle uses no model")
     if args.study is not None:
         study_targets(args.study)  # a wrong folder fails before any model is loaded
+    out = args.out if args.out is not None else default_audit_path(args.study)
+    require_writable_file(out, "the audit", "--out")  # nor is a judge run whose result cannot be written
     if args.judge == "blip":
         judges = resolve_judges(vqa_model=args.vqa_model, device=args.device)
     else:
@@ -97,7 +100,7 @@ def handle(args) -> int:
         resolution=args.resolution,
         progress=progress_enabled(),
     )
-    path = write_audit(result, args.out if args.out is not None else default_audit_path(args.study))
+    path = write_audit(result, out)
     print(json.dumps(result, indent=2) if args.json else format_audit(result))
     print(f"-> {path}")
     return 0

@@ -32,6 +32,7 @@ from t2iscale.errors import UserError
 from t2iscale.eval.intervals import Estimate, replicate_estimate
 from t2iscale.eval.metrics import metric_info
 from t2iscale.eval.samples import SampleScores
+from t2iscale.file_modes import require_writable_file
 from t2iscale.findings.laws import LawResult
 from t2iscale.progress import progress_bar
 from t2iscale.report import fmt, html, plots
@@ -61,16 +62,6 @@ def default_out(study_dir: str | Path) -> Path:
     return Path(study_dir) / "report" / REPORT_NAME
 
 
-def _require_writable_folder(folder: Path) -> None:
-    """Fail before the study is read if the report cannot be written (a study that is read-only to this user,
-    a colleague's, is reported elsewhere with --out)."""
-    existing = folder
-    while not existing.exists() and existing != existing.parent:
-        existing = existing.parent  # the folder is made later; its nearest existing ancestor must take it
-    if not os.access(existing, os.W_OK | os.X_OK):
-        raise UserError(f"cannot write the report into {folder}: permission denied; pass --out FILE.html")
-
-
 def build_report(
     study_dir: str | Path,
     out: str | Path | None = None,
@@ -91,7 +82,7 @@ def build_report(
         raise UserError(f"report file {str(out)!r}: expected a name ending in .html")
     if sample_columns < 1:
         raise UserError(f"sample_columns must be >= 1, got {sample_columns}")
-    _require_writable_folder(out.parent)
+    require_writable_file(out, "the report", "--out")  # before the study is read, not after the figures
     data = collect_study(study_dir, metric)
     out.parent.mkdir(parents=True, exist_ok=True)
     options = ReportOptions(out.parent, sample_columns, command)

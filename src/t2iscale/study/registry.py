@@ -12,16 +12,20 @@ runners can never both see it free; the connection waits (busy timeout) instead 
 the write lock. WAL mode lets readers (`t2iscale study status`) read while a runner writes; a study whose runs are
 Slurm jobs on other nodes uses the rollback journal instead, because WAL needs shared memory on one host.
 
-A study folder the user cannot write to (a colleague's, a shared archive) is opened read-only: `compare`, `fit`,
-`report --out` elsewhere and `study status` read it; anything that would write says so, naming the folder.
+A study folder the user cannot write to (a colleague's, a shared archive) is read from a snapshot copy, since
+SQLite writes beside any database it opens (`_snapshot`): `compare`, `fit`, `study status` and `report --out`
+elsewhere read it; anything that would change it says so, naming the folder, before writing anything.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import sqlite3
+import tempfile
 import time
+import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -36,6 +40,11 @@ DB_FILE = "study.sqlite"
 SPEC_FILE = "study.json"
 FORMAT_VERSION = 1
 BUSY_TIMEOUT_S = 120.0
+JOURNAL_SUFFIXES = (
+    "-wal",
+    "-journal",
+)  # SQLite's write-ahead log and rollback journal (-shm is an index only)
+SNAPSHOT_ATTEMPTS = 5
 
 # pending: not started; queued: submitted as a Slurm job; running: claimed; finished / failed / diverged: done
 # (failed runs are retried when the study runs again; diverged ones are not: the same seed diverges again).
@@ -115,48 +124,62 @@ def require_study(study_dir: str | Path) -> Path:
 
 
 def _writable(path: Path) -> bool:
-    """Whether this user may write `path` (the database, or a folder) and create files beside it."""
+    """Whether this user may write the database (and its journal files beside it) or, before it exists, its folder."""
     if path.is_dir():
         return os.access(path, os.W_OK | os.X_OK)
-    return os.access(path, os.W_OK) and os.access(path.parent, os.W_OK | os.X_OK)
-
-
-def _open(target: str | Path, uri: bool = False) -> sqlite3.Connection:
-    # isolation_level=None: no implicit transactions; every write below states its own BEGIN IMMEDIATE.
-    return sqlite3.connect(
-        target, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False, uri=uri
+    journals = [path.with_name(path.name + suffix) for suffix in (*JOURNAL_SUFFIXES, "-shm")]
+    return all(os.access(file, os.W_OK) for file in [path, *journals] if file.exists()) and os.access(
+        path.parent, os.W_OK | os.X_OK
     )
 
 
-def _open_read_only(path: Path) -> sqlite3.Connection:
-    """A connection that never writes, for a database this user cannot write to.
-
-    SQLite reads a WAL database read-only when its shared-memory file (-shm) exists or can be made (a runner has
-    the study open). When neither holds, the last writer to close has moved every transaction into the database
-    file and removed the log, so the file alone is the whole study and is read as immutable; a log with content
-    but no way to read it is an error rather than a silently older study.
-    """
-    uri = path.resolve().as_uri()
-    try:
-        connection = _open(f"{uri}?mode=ro", uri=True)
-        connection.execute("SELECT count(*) FROM sqlite_master").fetchone()  # opening is lazy: read once
-        return connection
-    except sqlite3.OperationalError:
-        wal = path.with_name(path.name + "-wal")
-        if wal.exists() and wal.stat().st_size:
-            raise UserError(
-                f"{path.parent} is read-only to you and its write-ahead log {wal.name} holds writes not yet in "
-                f"{path.name}; its owner can fold them in with `t2iscale study status {path.parent}`, "
-                "or copy the folder somewhere you can write"
-            ) from None
-        return _open(f"{uri}?immutable=1", uri=True)
-
-
-def _connect(path: Path, read_only: bool = False) -> sqlite3.Connection:
-    connection = _open_read_only(path) if read_only else _open(path)
+def _open(path: Path) -> sqlite3.Connection:
+    # isolation_level=None: no implicit transactions; every write below states its own BEGIN IMMEDIATE.
+    connection = sqlite3.connect(path, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False)
     connection.row_factory = sqlite3.Row
     connection.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
     return connection
+
+
+def _file_states(files: list[Path]) -> list[tuple[int, int] | None]:
+    states = []
+    for file in files:
+        try:
+            status = file.stat()
+            states.append((status.st_size, status.st_mtime_ns))
+        except FileNotFoundError:
+            states.append(None)
+    return states
+
+
+def _snapshot(path: Path, into: Path) -> Path:
+    """Copy the database and its journals into `into`; the copy opens as the study stood at one moment.
+
+    SQLite cannot read a database it may not write without writing beside it: a WAL database needs its -shm file,
+    and a reader opening one `mode=ro` creates -wal and -shm files that then block the owner's writes. A copy is
+    read instead: the committed transactions of the log (-wal) are replayed and an interrupted one (-journal)
+    rolled back when the copy opens, as they would be for the owner. A copy taken while a runner wrote is taken
+    again (studies are small: a whole demo study is about 0.2 MB).
+    """
+    sources = [path, *(path.with_name(path.name + suffix) for suffix in JOURNAL_SUFFIXES)]
+    for _ in range(SNAPSHOT_ATTEMPTS):
+        before = _file_states(sources)
+        for source in sources:
+            target = into / source.name
+            target.unlink(missing_ok=True)
+            try:
+                shutil.copyfile(source, target)
+            except FileNotFoundError:
+                if source == path:
+                    raise
+            except PermissionError:
+                raise UserError(f"cannot read {source}: permission denied") from None
+        if _file_states(sources) == before:
+            return into / path.name
+        time.sleep(0.05)
+    raise UserError(
+        f"{path.parent} is read-only to you and changed during {SNAPSHOT_ATTEMPTS} attempts to copy it; try again"
+    )
 
 
 class StudyRegistry:
@@ -171,13 +194,22 @@ class StudyRegistry:
                 ) from None
             path = db_path(self.study_dir)
             if not _writable(path if path.exists() else self.study_dir):
-                raise UserError(f"{self.study_dir} is read-only to you; a study run needs to write it")
+                raise UserError(
+                    f"{path if path.exists() else self.study_dir} is read-only to you and a study run writes it: "
+                    "choose another study folder, or copy this one"
+                )
         else:
             path = require_study(self.study_dir)
         self.path = path
-        # Only an existing study can be read-only; creating one needs the folder writable anyway.
+        # Only an existing study can be read-only: it is read from a snapshot in a temporary folder (`_snapshot`).
         self.read_only = not create and not _writable(path)
-        self.connection = _connect(path, self.read_only)
+        self._snapshot_dir: Path | None = None
+        if self.read_only:
+            self._snapshot_dir = Path(tempfile.mkdtemp(prefix="t2iscale-study-"))
+            weakref.finalize(self, shutil.rmtree, self._snapshot_dir, ignore_errors=True)
+            self.connection = _open(_snapshot(path, self._snapshot_dir))
+        else:
+            self.connection = _open(path)
         if create:
             self.set_journal_mode(shared_filesystem)
             # One statement at a time inside our transaction (executescript would commit on its own).
@@ -193,6 +225,8 @@ class StudyRegistry:
 
     def close(self) -> None:
         self.connection.close()
+        if self._snapshot_dir is not None:
+            shutil.rmtree(self._snapshot_dir, ignore_errors=True)
 
     def __enter__(self) -> StudyRegistry:
         return self
@@ -220,11 +254,10 @@ class StudyRegistry:
         # process opening the same study may have added the columns in between.
         if not self._missing_columns(self.connection):
             return
-        if self.read_only:
-            raise UserError(
-                f"{self.study_dir} was made by an older t2iscale and is read-only to you; opening it once with "
-                "write access (e.g. `t2iscale study status`) brings its database up to date"
-            )
+        if self.read_only:  # the snapshot is this process's own copy: bring it up to date, not the study
+            for table, name, kind in self._missing_columns(self.connection):
+                self.connection.execute(f"ALTER TABLE {table} ADD COLUMN {name} {kind}")
+            return
         with self.transaction() as db:
             for table, name, kind in self._missing_columns(db):
                 db.execute(f"ALTER TABLE {table} ADD COLUMN {name} {kind}")
@@ -241,8 +274,8 @@ class StudyRegistry:
     def _require_writable(self) -> None:
         if self.read_only:
             raise UserError(
-                f"{self.study_dir} is read-only to you: reading it works (compare, fit, report --out elsewhere, "
-                "study status), changing it does not"
+                f"{self.study_dir} is read-only to you: it can be read (compare, fit, study status, report --out "
+                "elsewhere) but not changed; copy the folder to change it"
             )
 
     @contextmanager
