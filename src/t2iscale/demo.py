@@ -275,7 +275,7 @@ def print_summary(summary: dict, report: Path) -> None:
     if effect is not None:
         print(
             f"  {_verdict(bars['largest_above_smallest']['ok'])}  largest - smallest at step {comparison['at']:.0f}: "
-            f"{effect['value']:+.3f} [{effect['lo']:+.3f}, {effect['hi']:+.3f}], paired (bar: the interval excludes 0)"
+            f"{effect['value']:+.3f} [{effect['lo']:+.3f}, {effect['hi']:+.3f}], paired (bar: the interval lies above 0)"
             f"{within}"
         )
     else:
