@@ -569,5 +569,5 @@ def spec_change_message(study_dir: Path, old: dict | None, new: dict, missing: l
     what = "; ".join(changes) if changes else f"the resolved configs of {len(missing)} existing run(s) differ"
     return (
         f"study {study_dir} was created with a different spec ({what}); a study may only add grid points "
-        f"(first existing run not in the new spec: {missing[0]}). Use a new --dir for a changed recipe."
+        f"(first existing run not in the new spec: {missing[0]}). Use a new study folder for a changed recipe (--dir; --out for the demo)."
     )
