@@ -58,11 +58,10 @@ def require_writable_file(path: str | Path, what: str, option: str) -> None:
         if path.exists():
             ok = _can_write(path)
         else:
+            # The folders are made later: the nearest existing one must let them be made.
             existing = path.parent
             while not existing.exists() and existing != existing.parent:
-                existing = (
-                    existing.parent
-                )  # the folders are made later; the nearest existing one must take them
+                existing = existing.parent
             ok = existing.is_dir() and _can_write(existing) and os.access(existing, os.X_OK)
     except PermissionError:  # a folder on the way may not even be looked into
         ok = False

@@ -27,7 +27,7 @@ import tempfile
 import time
 import weakref
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -40,10 +40,8 @@ DB_FILE = "study.sqlite"
 SPEC_FILE = "study.json"
 FORMAT_VERSION = 1
 BUSY_TIMEOUT_S = 120.0
-JOURNAL_SUFFIXES = (
-    "-wal",
-    "-journal",
-)  # SQLite's write-ahead log and rollback journal (-shm is an index only)
+# SQLite's write-ahead log and rollback journal: what a snapshot copies beside the database (-shm is an index only).
+JOURNAL_SUFFIXES = ("-wal", "-journal")
 SNAPSHOT_ATTEMPTS = 5
 
 # pending: not started; queued: submitted as a Slurm job; running: claimed; finished / failed / diverged: done
@@ -193,10 +191,11 @@ class StudyRegistry:
                     f"cannot create the study folder {self.study_dir}: permission denied"
                 ) from None
             path = db_path(self.study_dir)
-            if not _writable(path if path.exists() else self.study_dir):
+            written = path if path.exists() else self.study_dir
+            if not _writable(written):
                 raise UserError(
-                    f"{path if path.exists() else self.study_dir} is read-only to you and a study run writes it: "
-                    "choose another study folder, or copy this one"
+                    f"{written} is read-only to you and a study run writes it: choose another study folder, or copy "
+                    "this one"
                 )
         else:
             path = require_study(self.study_dir)
@@ -206,7 +205,10 @@ class StudyRegistry:
         self._snapshot_dir: Path | None = None
         if self.read_only:
             self._snapshot_dir = Path(tempfile.mkdtemp(prefix="t2iscale-study-"))
-            weakref.finalize(self, shutil.rmtree, self._snapshot_dir, ignore_errors=True)
+            # Removed by close(), or when the registry is collected unclosed; either way once.
+            self._remove_snapshot = weakref.finalize(
+                self, shutil.rmtree, self._snapshot_dir, ignore_errors=True
+            )
             self.connection = _open(_snapshot(path, self._snapshot_dir))
         else:
             self.connection = _open(path)
@@ -226,7 +228,7 @@ class StudyRegistry:
     def close(self) -> None:
         self.connection.close()
         if self._snapshot_dir is not None:
-            shutil.rmtree(self._snapshot_dir, ignore_errors=True)
+            self._remove_snapshot()
 
     def __enter__(self) -> StudyRegistry:
         return self
@@ -254,11 +256,8 @@ class StudyRegistry:
         # process opening the same study may have added the columns in between.
         if not self._missing_columns(self.connection):
             return
-        if self.read_only:  # the snapshot is this process's own copy: bring it up to date, not the study
-            for table, name, kind in self._missing_columns(self.connection):
-                self.connection.execute(f"ALTER TABLE {table} ADD COLUMN {name} {kind}")
-            return
-        with self.transaction() as db:
+        # A read-only study's snapshot is this process's own copy: it is brought up to date, not the study.
+        with nullcontext(self.connection) if self.read_only else self.transaction() as db:
             for table, name, kind in self._missing_columns(db):
                 db.execute(f"ALTER TABLE {table} ADD COLUMN {name} {kind}")
 
@@ -569,5 +568,6 @@ def spec_change_message(study_dir: Path, old: dict | None, new: dict, missing: l
     what = "; ".join(changes) if changes else f"the resolved configs of {len(missing)} existing run(s) differ"
     return (
         f"study {study_dir} was created with a different spec ({what}); a study may only add grid points "
-        f"(first existing run not in the new spec: {missing[0]}). Use a new study folder for a changed recipe (--dir; --out for the demo)."
+        f"(first existing run not in the new spec: {missing[0]}). Use a new study folder for a changed recipe "
+        "(--dir; --out for the demo)."
     )
